@@ -1,0 +1,133 @@
+"""ArviZ bridge: InferenceData from a finished run, and convergence summaries.
+
+Token ids are integers and permutation-invariant labels, so R-hat and ESS are computed
+on float summaries of the chain instead: the energy and the Hamming distance to the
+chain's start. (Pyro's ``MCMC.summary()`` calls ``.var()`` on integer sites and
+``arviz.from_pyro`` needs a trace-based kernel; neither fits this sampler.)
+"""
+
+from __future__ import annotations
+
+import warnings
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+SUMMARY_VARS = ("energy", "hamming")
+
+
+def _arviz() -> ModuleType:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # 0.23's refactor notice
+        import arviz
+
+    return arviz
+
+
+def _arviz_major() -> int:
+    return int(_arviz().__version__.split(".")[0])
+
+
+def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
+    """Per-draw arrays ``[chain, draw, ...]`` from a finished ``pyro.infer.MCMC`` run.
+
+    Chains are pyro's chains times the kernel's vectorised chains (pyro chain ``p``,
+    vectorised chain ``c`` becomes chain ``p * C + c``).
+    """
+    from pyro_mlm.kernel import _SweepKernel
+
+    if not isinstance(getattr(mcmc, "kernel", None), _SweepKernel):
+        raise TypeError(
+            "to_inference_data expects a pyro.infer.MCMC that ran MaskedMH or MaskedGibbs, "
+            f"got {type(mcmc).__name__}"
+        )
+    diags = getattr(mcmc, "_diagnostics", None)
+    if not diags or any(d is None for d in diags) or mcmc._samples is None:
+        raise ValueError("the MCMC has no samples yet: call mcmc.run() first")
+    tokens = mcmc.get_samples(group_by_chain=True)["tokens"]  # [P, S, (C,) L]
+    if tokens.dim() == 3:
+        tokens = tokens.unsqueeze(2)
+    pyro_chains, draws, chains, length = tokens.shape
+    tokens = tokens.permute(0, 2, 1, 3).reshape(pyro_chains * chains, draws, length)
+
+    def stacked(key: str) -> np.ndarray:
+        rows = [d[key].reshape(draws, chains).T for d in diags]  # [C, S] each
+        return torch.cat(rows).double().numpy()
+
+    start = torch.cat([d["initial_tokens"].reshape(chains, length) for d in diags])
+    hamming = (tokens != start.unsqueeze(1)).sum(-1)
+    temperature = float(diags[0]["temperature"])
+    energy = stacked("energy")
+    return {
+        "tokens": tokens.numpy(),
+        "energy": energy,
+        "hamming": hamming.double().numpy(),
+        "lp": -energy / temperature,
+        "acceptance_rate": stacked("acceptance_rate"),
+        "is_novel": stacked("is_novel"),
+        "accept_prob": stacked("accept_prob"),
+    }
+
+
+def to_inference_data(mcmc: Any) -> Any:
+    """ArviZ ``InferenceData`` of a ``MaskedMH`` / ``MaskedGibbs`` run.
+
+    Groups
+    ------
+    posterior
+        ``tokens`` (chain, draw, position) int64; ``energy`` (total energy, not
+        divided by temperature); ``hamming`` (positions differing from the chain's
+        start).
+    sample_stats
+        ``lp`` (:math:`-E/T`, the log target up to a constant; ``-energy`` at
+        :math:`T = 1`), ``acceptance_rate`` and ``is_novel`` (fractions of the
+        draw's proposals accepted / accepted and new), ``accept_prob`` (mean
+        :math:`\\min(1, \\alpha)`).
+
+    >>> idata = to_inference_data(mcmc)                          # doctest: +SKIP
+    >>> summary(idata)                                          # doctest: +SKIP
+    """
+    data = draws_by_chain(mcmc)
+    posterior = {k: data[k] for k in ("tokens", "energy", "hamming")}
+    stats = {k: data[k] for k in ("lp", "acceptance_rate", "is_novel", "accept_prob")}
+    dims = {"tokens": ["position"]}
+    az = _arviz()
+    if _arviz_major() >= 1:  # pragma: no cover - ArviZ 1.x needs Python >= 3.12
+        return az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
+    return az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
+
+
+def summary(idata: Any, var_names: tuple[str, ...] = SUMMARY_VARS) -> Any:
+    """R-hat, bulk and tail ESS (and MCSE) of float summaries, as a pandas DataFrame."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant chains: r_hat is NaN
+        return _arviz().summary(idata, var_names=list(var_names), kind="diagnostics")
+
+
+def plot_energy_trace(idata: Any, path: str | None = None) -> Any:
+    """Energy trace per chain and its marginal; saves a PNG when ``path`` is given."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    energy = np.asarray(idata.posterior["energy"])
+    fig, (ax_trace, ax_hist) = plt.subplots(
+        1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [3, 1]}, constrained_layout=True
+    )
+    for c, row in enumerate(energy):
+        ax_trace.plot(row, lw=0.8, label=f"chain {c}")
+        ax_hist.hist(row, bins=30, histtype="step", orientation="horizontal")
+    ax_trace.set_xlabel("draw (sweep)")
+    ax_trace.set_ylabel("energy E(X)")
+    ax_trace.set_title("energy trace")
+    ax_hist.set_xlabel("count")
+    if energy.shape[0] <= 8:
+        ax_trace.legend(fontsize="small", ncol=2)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig

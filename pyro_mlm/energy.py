@@ -1,0 +1,202 @@
+r"""The energies an MLM defines over sequences (Goyal, Dyer & Berg-Kirkpatrick 2022).
+
+For a sequence :math:`X` with free positions :math:`F` and the MLM's raw scores
+:math:`s_t(X_{\setminus t})` at position :math:`t` with :math:`x_t` masked:
+
+.. math::
+
+    E_\text{raw}(X)  &= -\sum_{t \in F} s_t(X_{\setminus t})[x_t] \\
+    E_\text{norm}(X) &= -\sum_{t \in F} \log \operatorname{softmax}(s_t(X_{\setminus t}))[x_t]
+
+(:math:`E_\text{norm}` is the negative pseudo-log-likelihood, softmax over the whole
+vocabulary), and the target is :math:`p(X) \propto \exp(-E(X)/T)`.
+
+One evaluation builds one masked copy per free position of every sequence, sends them
+through the model in chunks of at most ``row_budget`` rows, and returns the energies
+*and* the masked conditionals at every free position, which samplers reuse as
+proposals with no further forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+import torch
+
+from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
+
+if TYPE_CHECKING:
+    from pyro_mlm.models import MaskedLM
+
+LogitsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Parametrization = Literal["norm", "raw"]
+TOKEN_BUDGET = 2**16
+
+
+class Evaluation(NamedTuple):
+    """Energies of a batch and the masked conditionals behind them.
+
+    Attributes
+    ----------
+    energy
+        ``[B]`` :math:`E(X_b)` summed over free positions (not divided by temperature).
+    terms
+        ``[B, L]`` per-position terms of the sum (0 at positions that are not free).
+    logits
+        ``[B, L, K]`` masked-conditional scores :math:`s_t(X_{\\setminus t})` over the
+        ``K`` proposable ids at free positions (0 elsewhere).
+    """
+
+    energy: torch.Tensor
+    terms: torch.Tensor
+    logits: torch.Tensor
+
+
+def energy_terms(
+    logits: torch.Tensor, targets: torch.Tensor, parametrization: Parametrization
+) -> torch.Tensor:
+    r"""Per-row energy terms from full-vocabulary scores.
+
+    ``norm``: :math:`-(s[x] - \log\sum_v e^{s[v]})`; ``raw``: :math:`-s[x]`.
+
+    >>> energy_terms(torch.tensor([[0.0, 0.0]]), torch.tensor([1]), "norm")
+    tensor([0.6931])
+    """
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if parametrization == "raw":
+        return -picked
+    return torch.logsumexp(logits, dim=-1) - picked
+
+
+def evaluate(
+    logits_fn: LogitsFn,
+    tokens: torch.Tensor,
+    free: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    mask_id: int,
+    proposable_ids: torch.Tensor,
+    parametrization: Parametrization = "norm",
+    row_budget: int | None = None,
+) -> Evaluation:
+    """Energies and masked conditionals of ``tokens [B, L]`` in batched masked passes.
+
+    Row ``r`` of the work list is sequence ``b_r`` with position ``t_r`` masked, for
+    every free ``(b, t)``; rows go to ``logits_fn(input_ids, attention_mask, positions)``
+    in chunks of ``row_budget`` (default ``2**16 // L``), so the peak memory is set by
+    the budget, not by ``B x L``.
+    """
+    batch, length = tokens.shape
+    budget = row_budget or max(1, TOKEN_BUDGET // length)
+    seq_index, positions = free.nonzero(as_tuple=True)
+    num_k = proposable_ids.numel()
+    terms = torch.zeros(batch, length, dtype=torch.float32, device=tokens.device)
+    cond = torch.zeros(batch, length, num_k, dtype=torch.float32, device=tokens.device)
+    for start in range(0, seq_index.numel(), budget):
+        seq = seq_index[start : start + budget]
+        pos = positions[start : start + budget]
+        rows = tokens[seq].clone()
+        targets = rows[torch.arange(seq.numel(), device=rows.device), pos]
+        rows[torch.arange(seq.numel(), device=rows.device), pos] = mask_id
+        logits = logits_fn(rows, attention_mask[seq], pos).to(tokens.device)
+        terms[seq, pos] = energy_terms(logits, targets, parametrization)
+        cond[seq, pos] = logits[:, proposable_ids.to(logits.device)]
+    return Evaluation(terms.sum(-1), terms, cond)
+
+
+def masked_conditionals(
+    logits_fn: LogitsFn,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    mask_id: int,
+    proposable_ids: torch.Tensor,
+) -> torch.Tensor:
+    r"""Scores :math:`s_t(X_{\setminus t})` over proposable ids, one masked row per sequence.
+
+    ``tokens [C, L]`` with ``positions [C]``; returns ``[C, K]``.
+    """
+    rows = tokens.clone()
+    rows[torch.arange(rows.shape[0], device=rows.device), positions] = mask_id
+    logits = logits_fn(rows, attention_mask, positions).to(tokens.device)
+    return logits[:, proposable_ids.to(logits.device)]
+
+
+class MLMEnergy:
+    r"""An MLM read as an energy-based model over token sequences.
+
+    Parameters
+    ----------
+    mlm
+        The wrapped masked language model.
+    parametrization
+        ``"norm"`` (negative pseudo-log-likelihood) or ``"raw"`` (negative raw scores).
+    temperature
+        :math:`T` in the target :math:`p(X) \propto \exp(-E(X)/T)`.
+    row_budget
+        Most masked rows per forward pass (default ``65536 // L``).
+
+    Examples
+    --------
+    >>> energy = MLMEnergy(mlm, parametrization="norm")       # doctest: +SKIP
+    >>> energy(mlm.encode("EVQLV"))                           # doctest: +SKIP
+    tensor(7.12)
+    """
+
+    def __init__(
+        self,
+        mlm: MaskedLM,
+        parametrization: Parametrization = "norm",
+        temperature: float = 1.0,
+        row_budget: int | None = None,
+    ) -> None:
+        if parametrization not in ("norm", "raw"):
+            raise ValueError(
+                f"parametrization must be 'norm' or 'raw', got {parametrization!r}"
+            )
+        if row_budget is not None and (not isinstance(row_budget, int) or row_budget < 1):
+            raise ValueError(f"row_budget must be a positive int, got {row_budget!r}")
+        self.mlm = mlm
+        self.parametrization: Parametrization = parametrization
+        self.temperature = check_temperature(temperature)
+        self.row_budget = row_budget
+
+    def __call__(self, tokens: torch.Tensor, free: object = None) -> torch.Tensor:
+        """:math:`E(X)` for ``tokens [..., L]``, summed over ``free``; returns ``[...]``."""
+        tokens = check_tokens(tokens, self.mlm)
+        mask = resolve_free(free, tokens, self.mlm)
+        flat = tokens.reshape(-1, tokens.shape[-1])
+        result = self.evaluate(flat, mask.reshape(flat.shape))
+        return result.energy.reshape(tokens.shape[:-1])
+
+    def evaluate(self, tokens: torch.Tensor, free: torch.Tensor) -> Evaluation:
+        """Unchecked :func:`evaluate` on already validated ``[B, L]`` tokens and mask."""
+        return evaluate(
+            self.mlm.masked_logits,
+            tokens,
+            free,
+            self.mlm.attention_mask(tokens),
+            mask_id=self.mlm.mask_token_id,
+            proposable_ids=self.mlm.proposable_ids,
+            parametrization=self.parametrization,
+            row_budget=self.row_budget,
+        )
+
+    def conditionals(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Unchecked :func:`masked_conditionals` of ``tokens [C, L]`` at ``positions [C]``."""
+        return masked_conditionals(
+            self.mlm.masked_logits,
+            tokens,
+            positions,
+            self.mlm.attention_mask(tokens),
+            mask_id=self.mlm.mask_token_id,
+            proposable_ids=self.mlm.proposable_ids,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"MLMEnergy({self.mlm!r}, parametrization={self.parametrization!r}, "
+            f"temperature={self.temperature})"
+        )

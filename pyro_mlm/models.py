@@ -1,0 +1,379 @@
+"""Loading masked language models and talking to them.
+
+This is the only module that touches ``transformers``. Everything else sees a
+:class:`MaskedLM`, whose one hot-path method is :meth:`MaskedLM.masked_logits`:
+the raw LM-head scores at one masked position per row.
+
+The LM head is applied only where it is needed: a forward hook on the encoder
+gathers the hidden state of each row's masked position before the head runs, so a
+row of length ``L`` costs ``1 x H x V`` head FLOPs instead of ``L x H x V``. The
+hook is checked against the plain forward at construction; an architecture whose
+head is not position-wise falls back to the full forward (``head_mode="full"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+_OFFSET_POSITION_MODELS = {
+    # position ids start at pad_token_id + 1, so max_position_embeddings overcounts
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "longformer",
+    "data2vec-text",
+    "roberta-prelayernorm",
+    "esm",
+}
+
+ANTIBERTY_REQUIREMENT = "antiberty==0.1.3"
+
+
+class _GatherHook:
+    """Forward hook that keeps only the hidden state at each row's masked position."""
+
+    def __init__(self) -> None:
+        self.positions: torch.Tensor | None = None
+
+    def __call__(self, module: torch.nn.Module, args: Any, output: Any) -> Any:
+        if self.positions is None:
+            return None
+        hidden = output[0]
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        gathered = hidden[rows, self.positions.to(hidden.device)].unsqueeze(1)
+        if isinstance(output, tuple):
+            return (gathered, *output[1:])
+        first_key = next(iter(output.keys()))
+        output[first_key] = gathered
+        return output
+
+
+class MaskedLM:
+    """A Hugging Face masked language model with its tokenizer.
+
+    Parameters
+    ----------
+    model
+        Any ``transformers`` masked LM (``BertForMaskedLM``, ``RobertaForMaskedLM``,
+        ``EsmForMaskedLM``, ``AlbertForMaskedLM``, ...). It is put in ``eval()`` mode:
+        dropout would make the energy random.
+    tokenizer
+        The matching tokenizer; it must define a mask token.
+    proposable
+        Allow-list of tokens the samplers may propose (ids, or token strings such as
+        ``"ACDEFGHIKLMNPQRSTVWY"``, which iterates over single characters). Default:
+        the vocabulary minus special and added tokens.
+    char_level
+        Encode text one character per token (protein and antibody models whose
+        tokenizers want space-separated residues). Characters outside the vocabulary
+        are rejected.
+
+    Examples
+    --------
+    >>> mlm = MaskedLM.antiberty()                      # doctest: +SKIP
+    >>> ids = mlm.encode("EVQLVESGGG")                  # doctest: +SKIP
+    >>> mlm.decode(ids)                                 # doctest: +SKIP
+    'EVQLVESGGG'
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        proposable: Iterable[int | str] | None = None,
+        char_level: bool = False,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(
+                f"MaskedLM expects a transformers model (torch.nn.Module), got "
+                f"{type(model).__name__}; load one with AutoModelForMaskedLM."
+            )
+        get_head = getattr(model, "get_output_embeddings", None)
+        head = get_head() if callable(get_head) else None
+        if head is None or not hasattr(model, "config"):
+            raise TypeError(
+                f"{type(model).__name__} has no masked-LM head; load the model with "
+                "transformers.AutoModelForMaskedLM (e.g. BertForMaskedLM), not AutoModel "
+                "or a classification model."
+            )
+        mask_id = getattr(tokenizer, "mask_token_id", None)
+        if mask_id is None:
+            raise ValueError(
+                f"the tokenizer {type(tokenizer).__name__} defines no mask token; a masked "
+                "LM needs one (tokenizer.mask_token)."
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.char_level = char_level
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.vocab_size = int(head.weight.shape[0])
+        self.mask_token_id = int(mask_id)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self.pad_token_id: int | None = None if pad is None else int(pad)
+        special = set(int(i) for i in getattr(tokenizer, "all_special_ids", []))
+        special.add(self.mask_token_id)
+        self.special_ids = torch.tensor(sorted(i for i in special if 0 <= i < self.vocab_size))
+        self.proposable_ids = self._resolve_proposable(proposable, special)
+        self.max_length = _max_length(model, tokenizer)
+        self._hook = _GatherHook()
+        self.head_mode = "full"
+        base = _encoder_of(model)
+        if base is not None:
+            handle = base.register_forward_hook(self._hook)
+            if self._gather_matches_full():
+                self.head_mode = "gather"
+            else:
+                handle.remove()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        proposable: Iterable[int | str] | None = None,
+        **kwargs: Any,
+    ) -> MaskedLM:
+        """Load a masked LM from a local directory, a hub id, or a packaged name.
+
+        ``"antiberty"`` loads the AntiBERTy model shipped in the ``antiberty==0.1.3``
+        wheel. A local directory works offline; a hub id needs network access (or a
+        populated Hugging Face cache).
+        """
+        if name_or_path.lower() == "antiberty":
+            return cls.antiberty(device=device, dtype=dtype)
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        try:
+            with _quiet_transformers():
+                model = AutoModelForMaskedLM.from_pretrained(
+                    name_or_path, dtype=dtype, **kwargs
+                )
+                tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        except OSError as err:
+            where = "local directory" if os.path.isdir(name_or_path) else "hub id"
+            raise ValueError(
+                f"could not load a masked LM from {where} {name_or_path!r}: {err}. "
+                "Offline, pass a local directory holding config.json, the weights and "
+                "the tokenizer files (or a packaged name such as 'antiberty'); online, "
+                "check the hub id."
+            ) from err
+        return cls(model.to(device), tokenizer, proposable=proposable, name=name_or_path)
+
+    @classmethod
+    def antiberty(
+        cls, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> MaskedLM:
+        """Load AntiBERTy (BERT MLM, 8 layers, hidden 512, 25 tokens) from its wheel.
+
+        Needs ``pip install antiberty==0.1.3`` (version 1.0.0 downloads its weights).
+        Only the package's files are read: the checkpoint loads into
+        ``BertForMaskedLM`` (the pooler and the species/chain heads are dropped), and
+        the tokenizer is built from ``vocab.txt`` with ``vocab=`` (transformers 5.x
+        ignores ``vocab_file=``).
+        """
+        from transformers import BertForMaskedLM, BertTokenizer
+
+        spec = importlib.util.find_spec("antiberty")
+        if spec is None or not spec.submodule_search_locations:
+            raise ValueError(
+                f"the AntiBERTy model is not installed; run: pip install '{ANTIBERTY_REQUIREMENT}'"
+            )
+        root = os.path.join(list(spec.submodule_search_locations)[0], "trained_models")
+        checkpoint = os.path.join(root, "AntiBERTy_md_smooth")
+        vocab_path = os.path.join(root, "vocab.txt")
+        if not (os.path.isdir(checkpoint) and os.path.isfile(vocab_path)):
+            raise ValueError(
+                f"the installed antiberty package has no weights under {root}; version "
+                f"1.0.0 downloads them at run time. Run: pip install '{ANTIBERTY_REQUIREMENT}'"
+            )
+        with open(vocab_path, encoding="utf-8") as handle:
+            vocab = {line.strip(): i for i, line in enumerate(handle) if line.strip()}
+        with _quiet_transformers():
+            model = BertForMaskedLM.from_pretrained(checkpoint, dtype=dtype)
+        tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
+        return cls(model.to(device), tokenizer, char_level=True, name="antiberty")
+
+    # ------------------------------------------------------------------ tokens
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids of ``text`` with the model's special tokens, as LongTensor ``[L]``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        if self.char_level:
+            vocab = self.tokenizer.get_vocab()
+            bad = sorted({c for c in text if c not in vocab})
+            if bad or not text:
+                allowed = "".join(
+                    self.tokenizer.convert_ids_to_tokens(int(i)) for i in self.proposable_ids
+                )
+                raise ValueError(
+                    f"sequence {text!r} has characters outside the vocabulary of "
+                    f"{self.name}: {bad}; allowed residues: {allowed}"
+                    if text
+                    else "cannot encode an empty sequence"
+                )
+            text = " ".join(text)
+        ids = self.tokenizer(text)["input_ids"]
+        return torch.tensor(ids, dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Text of a token sequence (residues are joined with no spaces)."""
+        ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
+        if self.char_level:
+            special = set(self.special_ids.tolist()) if skip_special_tokens else set()
+            toks = self.tokenizer.convert_ids_to_tokens([i for i in ids if i not in special])
+            return "".join(toks)
+        return str(self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+
+    def special_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of special tokens ([CLS], [SEP], [PAD], [MASK], ...)."""
+        return torch.isin(tokens, self.special_ids.to(tokens.device))
+
+    def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+        """1 where a token is real, 0 at padding (all ones when there is no pad token)."""
+        if self.pad_token_id is None:
+            return torch.ones_like(tokens)
+        return (tokens != self.pad_token_id).long()
+
+    # ------------------------------------------------------------------ forward
+    def masked_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """Raw LM-head scores at one position per row, ``s_t(X)`` in float32.
+
+        Parameters
+        ----------
+        input_ids
+            ``[N, L]`` token ids; the caller has already put the mask token at
+            ``positions``.
+        attention_mask
+            ``[N, L]``, 1 for real tokens and 0 for padding.
+        positions
+            ``[N]`` the position whose scores are wanted in each row.
+
+        Returns
+        -------
+        Tensor ``[N, V]`` of logits ``s_{positions[n]}(input_ids[n])``.
+        """
+        device = self.device
+        input_ids = input_ids.to(device)
+        positions = positions.to(device)
+        with torch.inference_mode():
+            if self.head_mode == "gather":
+                self._hook.positions = positions
+                try:
+                    out = self.model(input_ids=input_ids, attention_mask=attention_mask.to(device))
+                finally:
+                    self._hook.positions = None
+                logits = out.logits[:, 0]
+            else:
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask.to(device))
+                rows = torch.arange(input_ids.shape[0], device=device)
+                logits = out.logits[rows, positions]
+        return logits[:, : self.vocab_size].float()
+
+    # ------------------------------------------------------------------ helpers
+    def _resolve_proposable(
+        self, proposable: Iterable[int | str] | None, special: set[int]
+    ) -> torch.Tensor:
+        if proposable is None:
+            added = set(int(i) for i in getattr(self.tokenizer, "added_tokens_decoder", {}))
+            limit = min(self.vocab_size, len(self.tokenizer))
+            ids = [i for i in range(limit) if i not in special and i not in added]
+        else:
+            ids = []
+            for tok in proposable:
+                if isinstance(tok, str):
+                    tid = self.tokenizer.convert_tokens_to_ids(tok)
+                    unk = getattr(self.tokenizer, "unk_token_id", None)
+                    if tid is None or (tid == unk and tok != getattr(self.tokenizer, "unk_token", None)):
+                        raise ValueError(f"proposable token {tok!r} is not in the vocabulary")
+                    ids.append(int(tid))
+                elif isinstance(tok, int) and not isinstance(tok, bool):
+                    ids.append(tok)
+                else:
+                    raise TypeError(f"proposable tokens must be ids or strings, got {tok!r}")
+            bad = [i for i in ids if not 0 <= i < self.vocab_size or i in special]
+            if bad:
+                raise ValueError(
+                    f"proposable ids {bad} are special or outside the vocabulary "
+                    f"[0, {self.vocab_size}); list ordinary tokens only"
+                )
+        ids = sorted(set(ids))
+        if not ids:
+            raise ValueError("the proposable token set is empty")
+        return torch.tensor(ids, dtype=torch.long)
+
+    def _gather_matches_full(self) -> bool:
+        """Check that the gather hook gives the plain forward's logits on a probe batch."""
+        length = min(8, self.max_length or 8)
+        gen = torch.Generator().manual_seed(0)
+        ids = self.proposable_ids[
+            torch.randint(len(self.proposable_ids), (2, length), generator=gen)
+        ].to(self.device)
+        positions = torch.tensor([1, length - 2], device=self.device)
+        ids[torch.arange(2), positions] = self.mask_token_id
+        attn = torch.ones_like(ids)
+        try:
+            with torch.inference_mode():
+                full = self.model(input_ids=ids, attention_mask=attn).logits
+                full = full[torch.arange(2), positions].float()
+                self._hook.positions = positions
+                gathered = self.model(input_ids=ids, attention_mask=attn).logits[:, 0].float()
+        except Exception:  # noqa: BLE001 - any failure means: do not use the hook
+            return False
+        finally:
+            self._hook.positions = None
+        scale = full.abs().max().clamp_min(1.0)
+        return bool(gathered.shape == full.shape and ((gathered - full).abs().max() / scale) < 1e-3)
+
+    def __repr__(self) -> str:
+        return (
+            f"MaskedLM({self.name!r}, vocab={self.vocab_size}, "
+            f"proposable={len(self.proposable_ids)}, head={self.head_mode})"
+        )
+
+
+def _encoder_of(model: torch.nn.Module) -> torch.nn.Module | None:
+    prefix = getattr(model, "base_model_prefix", "")
+    base = getattr(model, prefix, None) if prefix else None
+    return base if isinstance(base, torch.nn.Module) and base is not model else None
+
+
+def _max_length(model: torch.nn.Module, tokenizer: Any) -> int | None:
+    cfg = model.config
+    n = getattr(cfg, "max_position_embeddings", None)
+    if n is not None and getattr(cfg, "position_embedding_type", "absolute") == "absolute":
+        if getattr(cfg, "model_type", "") in _OFFSET_POSITION_MODELS:
+            n -= int(getattr(cfg, "pad_token_id", 1) or 0) + 1
+        return int(n)
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and limit < 1_000_000 else None
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report (the dropped AntiBERTy heads are expected)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)

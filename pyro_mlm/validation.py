@@ -1,0 +1,116 @@
+"""Checks at the boundary: tokens, free masks and temperatures from users.
+
+Every failure is a ``TypeError`` or ``ValueError`` that says what was expected, what
+came, and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from pyro_mlm.models import MaskedLM
+
+
+def check_tokens(tokens: object, mlm: MaskedLM, name: str = "tokens") -> torch.Tensor:
+    """Return ``tokens`` as an int64 tensor ``[..., L]`` after checking it fits the model."""
+    if not isinstance(tokens, torch.Tensor):
+        if isinstance(tokens, Sequence) and not isinstance(tokens, str):
+            tokens = torch.as_tensor(tokens)
+        else:
+            raise TypeError(
+                f"{name} must be a LongTensor of token ids [..., L], got {type(tokens).__name__}; "
+                "use mlm.encode(text)"
+            )
+    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+        raise TypeError(
+            f"{name} must hold integer token ids (torch.long), got dtype {tokens.dtype}; "
+            "use mlm.encode(text) or tokens.long() on exact integer values"
+        )
+    tokens = tokens.long()
+    if tokens.dim() == 0 or tokens.shape[-1] == 0:
+        raise ValueError(f"{name} must have shape [..., L] with L >= 1, got {tuple(tokens.shape)}")
+    bad = (tokens < 0) | (tokens >= mlm.vocab_size)
+    if bool(bad.any()):
+        first = int(tokens[bad].flatten()[0])
+        raise ValueError(
+            f"{name} holds id {first}, outside the vocabulary [0, {mlm.vocab_size}) of "
+            f"{mlm.name}; encode text with this model's tokenizer (mlm.encode)"
+        )
+    if mlm.max_length is not None and tokens.shape[-1] > mlm.max_length:
+        raise ValueError(
+            f"{name} has length {tokens.shape[-1]} but {mlm.name} has only "
+            f"{mlm.max_length} positions; shorten the sequence or split it"
+        )
+    return tokens
+
+
+def resolve_free(free: object, tokens: torch.Tensor, mlm: MaskedLM) -> torch.Tensor:
+    """Boolean mask ``[..., L]`` (broadcast to ``tokens``) of the positions that may change.
+
+    ``None`` means every non-special position. A bool tensor or list of bools is a
+    mask over positions (shape ``[L]`` or ``tokens.shape``); an integer tensor or list
+    of ints lists positions. Every sequence needs at least one free position, and no
+    special token ([CLS], [SEP], [PAD], [MASK]) may be free.
+    """
+    special = mlm.special_mask(tokens)
+    if free is None:
+        mask = ~special
+    else:
+        if not isinstance(free, torch.Tensor):
+            if not isinstance(free, Sequence) or isinstance(free, str):
+                raise TypeError(
+                    f"free must be a bool mask over positions or a list of positions, got "
+                    f"{type(free).__name__}"
+                )
+            free = torch.as_tensor(free)
+        free = free.to(tokens.device)
+        if free.dtype == torch.bool:
+            if free.shape != tokens.shape and free.shape != tokens.shape[-1:]:
+                raise ValueError(
+                    f"free mask has shape {tuple(free.shape)} but tokens have shape "
+                    f"{tuple(tokens.shape)}; pass a bool mask of shape [L]={tokens.shape[-1]} "
+                    "or the shape of the tokens"
+                )
+            mask = free.expand(tokens.shape).clone()
+        elif not free.dtype.is_floating_point and free.dim() == 1:
+            length = tokens.shape[-1]
+            if bool(((free < -length) | (free >= length)).any()):
+                raise ValueError(
+                    f"free positions {free.tolist()} fall outside a sequence of length {length}"
+                )
+            mask = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+            mask[..., free % length] = True
+        else:
+            raise TypeError(
+                f"free must be a bool mask or a 1-D list of integer positions, got a "
+                f"{free.dtype} tensor of shape {tuple(free.shape)}"
+            )
+        clash = mask & special
+        if bool(clash.any()):
+            pos = sorted(set(clash.nonzero()[:, -1].tolist()))
+            raise ValueError(
+                f"positions {pos} are marked free but hold special tokens "
+                f"({mlm.tokenizer.convert_ids_to_tokens(int(tokens[clash][0]))}); special "
+                "tokens are fixed context: leave them out of free"
+            )
+    empty = ~mask.any(-1)
+    if bool(empty.any()):
+        raise ValueError(
+            "the free set is empty for at least one sequence: nothing to sample or score. "
+            "Mark at least one non-special position free (free=None frees all of them)"
+        )
+    return mask
+
+
+def check_temperature(value: object, name: str = "temperature") -> float:
+    """A finite, strictly positive float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
+    value = float(value)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be finite and > 0, got {value}; use e.g. 1.0")
+    return value

@@ -1,0 +1,157 @@
+"""Exact enumeration of tiny MLM energy models: targets and transition matrices.
+
+Everything here is written independently of the package's batched code: one forward
+pass per masked position (the slow, obvious reference), dense matrices over all
+``K ** n`` states of the free positions.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from pyro_mlm import MaskedLM
+
+
+def reference_conditional(mlm: MaskedLM, tokens: torch.Tensor, position: int) -> torch.Tensor:
+    """Full-vocabulary logits at ``position`` with it masked: one unbatched forward."""
+    row = tokens.clone()
+    row[position] = mlm.mask_token_id
+    attention = mlm.attention_mask(row)
+    with torch.no_grad():
+        out = mlm.model(input_ids=row[None], attention_mask=attention[None])
+    return out.logits[0, position].double()
+
+
+def reference_energy(
+    mlm: MaskedLM, tokens: torch.Tensor, free: torch.Tensor, parametrization: str
+) -> float:
+    """E(X) summed over free positions, one forward per position, float64."""
+    total = 0.0
+    for t in free.nonzero().flatten().tolist():
+        logits = reference_conditional(mlm, tokens, t)
+        x = int(tokens[t])
+        if parametrization == "raw":
+            total -= float(logits[x])
+        else:
+            total -= float(torch.log_softmax(logits, -1)[x])
+    return total
+
+
+class Enumeration:
+    """All sequences that agree with ``context`` off the free positions."""
+
+    def __init__(self, mlm: MaskedLM, context: torch.Tensor, free: torch.Tensor) -> None:
+        self.mlm = mlm
+        self.context = context
+        self.free_positions = free.nonzero().flatten().tolist()
+        self.ids = mlm.proposable_ids.tolist()
+        self.states = []
+        for combo in itertools.product(self.ids, repeat=len(self.free_positions)):
+            x = context.clone()
+            x[self.free_positions] = torch.tensor(combo)
+            self.states.append(x)
+        self.index = {tuple(s.tolist()): i for i, s in enumerate(self.states)}
+        # proposal log-probs over proposable ids: cond[state][j] -> [K]
+        self.log_q = [
+            [
+                torch.log_softmax(reference_conditional(mlm, s, t)[self.ids], -1)
+                for t in self.free_positions
+            ]
+            for s in self.states
+        ]
+        self.free = free
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def state_index(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Index of each row of ``tokens [N, L]`` in the enumeration."""
+        return torch.tensor([self.index[tuple(r)] for r in tokens.tolist()])
+
+    def target(self, parametrization: str, temperature: float = 1.0) -> torch.Tensor:
+        """Exact p(X) ∝ exp(-E(X)/T) over the enumerated states."""
+        energy = torch.tensor(
+            [reference_energy(self.mlm, s, self.free, parametrization) for s in self.states]
+        )
+        return torch.softmax(-energy / temperature, 0)
+
+    def _neighbour(self, i: int, j: int, k: int) -> int:
+        x = self.states[i].clone()
+        x[self.free_positions[j]] = self.ids[k]
+        return self.index[tuple(x.tolist())]
+
+    def site_kernels(self, target: torch.Tensor | None) -> list[torch.Tensor]:
+        """Per-position transition matrices: MH against ``target``, or Gibbs if None."""
+        n = len(self.states)
+        kernels = []
+        for j in range(len(self.free_positions)):
+            P = torch.zeros(n, n, dtype=torch.float64)
+            for i in range(n):
+                log_q = self.log_q[i][j]
+                for k in range(len(self.ids)):
+                    i2 = self._neighbour(i, j, k)
+                    q_fwd = float(log_q[k].exp())
+                    if target is None or i2 == i:
+                        P[i, i2] += q_fwd
+                        continue
+                    cur = self.ids.index(int(self.states[i][self.free_positions[j]]))
+                    alpha = float(target[i2] / target[i]) * float((log_q[cur] - log_q[k]).exp())
+                    P[i, i2] += q_fwd * min(1.0, alpha)
+                P[i, i] += 1.0 - P[i].sum()
+            kernels.append(P)
+        return kernels
+
+    def sweep_kernel(self, target: torch.Tensor | None, scan: str, proposals: int) -> torch.Tensor:
+        """Transition matrix of ``proposals`` proposals (random or systematic scan)."""
+        sites = self.site_kernels(target)
+        n = len(self.states)
+        if scan == "random":
+            single = sum(sites) / len(sites)
+            return torch.linalg.matrix_power(single, proposals)
+        P = torch.eye(n, dtype=torch.float64)
+        for step in range(proposals):
+            P = P @ sites[step % len(sites)]
+        return P
+
+
+def stationary(P: torch.Tensor) -> torch.Tensor:
+    """The stationary distribution of a row-stochastic matrix (left eigenvector at 1)."""
+    n = P.shape[0]
+    A = torch.cat([(P.T - torch.eye(n, dtype=P.dtype)), torch.ones(1, n, dtype=P.dtype)])
+    b = torch.zeros(n + 1, dtype=P.dtype)
+    b[-1] = 1.0
+    return torch.linalg.lstsq(A, b.unsqueeze(-1)).solution.squeeze(-1)
+
+
+def second_eigenvalue(P: torch.Tensor) -> float:
+    """Largest |eigenvalue| below the top one: the per-step mixing rate."""
+    moduli = torch.linalg.eigvals(P).abs().sort(descending=True).values
+    return float(moduli[1])
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
+    return 0.5 * float((p.double() - q.double()).abs().sum())
+
+
+def chi_square_pvalue(probs: torch.Tensor, counts: torch.Tensor, min_expected: float = 5.0) -> float:
+    """Pearson chi-square goodness of fit of ``counts`` to ``probs``.
+
+    States whose expected count is below ``min_expected`` are pooled into one bin (the
+    usual condition for the chi-square approximation); degrees of freedom = bins - 1.
+    """
+    from scipy.stats import chi2
+
+    probs = probs.double() / probs.sum()
+    counts = counts.double()
+    total = float(counts.sum())
+    expected = probs * total
+    small = expected < min_expected
+    obs_bins = list(counts[~small].tolist())
+    exp_bins = list(expected[~small].tolist())
+    if bool(small.any()):
+        obs_bins.append(float(counts[small].sum()))
+        exp_bins.append(float(expected[small].sum()))
+    stat = sum((o - e) ** 2 / e for o, e in zip(obs_bins, exp_bins) if e > 0)
+    return float(chi2.sf(stat, len(obs_bins) - 1))
