@@ -53,12 +53,9 @@ class Enumeration:
             x[self.free_positions] = torch.tensor(combo)
             self.states.append(x)
         self.index = {tuple(s.tolist()): i for i, s in enumerate(self.states)}
-        # proposal log-probs over proposable ids: cond[state][j] -> [K]
-        self.log_q = [
-            [
-                torch.log_softmax(reference_conditional(mlm, s, t)[self.ids], -1)
-                for t in self.free_positions
-            ]
+        # masked-conditional scores over proposable ids: scores[state][j] -> [K]
+        self.scores = [
+            [reference_conditional(mlm, s, t)[self.ids] for t in self.free_positions]
             for s in self.states
         ]
         self.free = free
@@ -82,14 +79,19 @@ class Enumeration:
         x[self.free_positions[j]] = self.ids[k]
         return self.index[tuple(x.tolist())]
 
-    def site_kernels(self, target: torch.Tensor | None) -> list[torch.Tensor]:
-        """Per-position transition matrices: MH against ``target``, or Gibbs if None."""
+    def site_kernels(
+        self, target: torch.Tensor | None, proposal_temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """Per-position transition matrices: MH against ``target``, or Gibbs if None.
+
+        The proposal is softmax(scores / proposal_temperature) over proposable ids.
+        """
         n = len(self.states)
         kernels = []
         for j in range(len(self.free_positions)):
             P = torch.zeros(n, n, dtype=torch.float64)
             for i in range(n):
-                log_q = self.log_q[i][j]
+                log_q = torch.log_softmax(self.scores[i][j] / proposal_temperature, -1)
                 for k in range(len(self.ids)):
                     i2 = self._neighbour(i, j, k)
                     q_fwd = float(log_q[k].exp())
@@ -103,9 +105,15 @@ class Enumeration:
             kernels.append(P)
         return kernels
 
-    def sweep_kernel(self, target: torch.Tensor | None, scan: str, proposals: int) -> torch.Tensor:
+    def sweep_kernel(
+        self,
+        target: torch.Tensor | None,
+        scan: str,
+        proposals: int,
+        proposal_temperature: float = 1.0,
+    ) -> torch.Tensor:
         """Transition matrix of ``proposals`` proposals (random or systematic scan)."""
-        sites = self.site_kernels(target)
+        sites = self.site_kernels(target, proposal_temperature)
         n = len(self.states)
         if scan == "random":
             single = sum(sites) / len(sites)
