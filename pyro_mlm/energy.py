@@ -153,9 +153,7 @@ class MLMEnergy:
         row_budget: int | None = None,
     ) -> None:
         if parametrization not in ("norm", "raw"):
-            raise ValueError(
-                f"parametrization must be 'norm' or 'raw', got {parametrization!r}"
-            )
+            raise ValueError(f"parametrization must be 'norm' or 'raw', got {parametrization!r}")
         if row_budget is not None and (not isinstance(row_budget, int) or row_budget < 1):
             raise ValueError(f"row_budget must be a positive int, got {row_budget!r}")
         self.mlm = mlm

@@ -63,6 +63,7 @@ class _SweepKernel(MCMCKernel):
         self._initial: torch.Tensor | None = None
         self._per_worker: dict[int, torch.Tensor] = {}
         self._vectorised = False
+        self._state: Any = None
         self._reset_counters()
 
     # ------------------------------------------------------------ Pyro contract
@@ -108,16 +109,19 @@ class _SweepKernel(MCMCKernel):
                     "LongTensor[C, L]} with num_chains=1"
                 )
             self._initial = self._per_worker[chain]
-        self._reset_counters()
-        self._warmup_steps = warmup_steps
+            # a forked worker inherits the parent's OpenMP pool in a broken state and
+            # deadlocks in its first parallel op; parallel chains share the cores anyway
+            torch.set_num_threads(1)
+        start = self.initial_params["tokens"]  # raises a clear error when none was given
         tokens = self._initial
         assert tokens is not None
+        self._reset_counters()
+        self._warmup_steps = warmup_steps
         mask = self._free_mask()
         self._free = mask
         self._free_count = mask.sum(-1)
         self._free_table = _position_table(mask)
         self._sweep = int(self._free_count.max())
-        start = self.initial_params["tokens"]
         extra = getattr(self, "extra_potential", None)
         self.model = mlm_model(self.energy, start, mask.reshape(start.shape).cpu(), extra)
         self._start(tokens)
@@ -130,15 +134,18 @@ class _SweepKernel(MCMCKernel):
 
     def sample(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One sweep (``proposals_per_sample`` proposals in every chain)."""
-        tokens = params["tokens"].reshape(self._current_tokens().shape).to(self._initial.device)
-        if not torch.equal(tokens, self._current_tokens()):
+        current = self._current_tokens()
+        tokens = params["tokens"].reshape(current.shape).to(current.device)
+        if not torch.equal(tokens, current):
             self._start(check_tokens(tokens, self.energy.mlm))
         steps = self.proposals_per_sample or self._sweep
         sums = torch.zeros(3, tokens.shape[0], device=tokens.device)
         with torch.no_grad():
             for _ in range(steps):
                 info = self._step(self._next_positions())
-                sums += torch.stack([info.accept_prob, info.is_accepted.float(), info.is_novel.float()])
+                sums += torch.stack(
+                    [info.accept_prob, info.is_accepted.float(), info.is_novel.float()]
+                )
                 self._count(info)
         self._t += 1
         if self._t > self._warmup_steps:
@@ -290,7 +297,6 @@ class MaskedMH(_SweepKernel):
         if extra_potential is not None and not callable(extra_potential):
             raise TypeError("extra_potential must be a callable tokens [N, L] -> energy [N]")
         self.extra_potential = extra_potential
-        self._state: MHState | None = None
 
     def _evaluate(self, tokens: torch.Tensor, chain_index: torch.Tensor) -> Evaluation:
         result = self.energy.evaluate(tokens, self._free[chain_index])
@@ -351,7 +357,6 @@ class MaskedGibbs(_SweepKernel):
         super().__init__(energy, free, scan, proposal_temperature, proposals_per_sample)
         self._tokens: torch.Tensor | None = None
         self._energy: torch.Tensor | None = None
-        self._state: Any = None
 
     def _start(self, tokens: torch.Tensor) -> None:
         self._tokens = tokens
@@ -397,7 +402,7 @@ def _calling_pyro_worker() -> int | None:
     frame = sys._getframe(2)
     owner = frame.f_locals.get("self")
     if type(owner).__name__ == "_Worker" and type(owner).__module__ == "pyro.infer.mcmc.api":
-        return int(owner.chain_id)
+        return int(getattr(owner, "chain_id"))  # noqa: B009
     return None
 
 

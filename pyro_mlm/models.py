@@ -157,9 +157,7 @@ class MaskedLM:
 
         try:
             with _quiet_transformers():
-                model = AutoModelForMaskedLM.from_pretrained(
-                    name_or_path, dtype=dtype, **kwargs
-                )
+                model = AutoModelForMaskedLM.from_pretrained(name_or_path, dtype=dtype, **kwargs)
                 tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         except OSError as err:
             where = "local directory" if os.path.isdir(name_or_path) else "hub id"
@@ -190,7 +188,7 @@ class MaskedLM:
             raise ValueError(
                 f"the AntiBERTy model is not installed; run: pip install '{ANTIBERTY_REQUIREMENT}'"
             )
-        root = os.path.join(list(spec.submodule_search_locations)[0], "trained_models")
+        root = os.path.join(next(iter(spec.submodule_search_locations)), "trained_models")
         checkpoint = os.path.join(root, "AntiBERTy_md_smooth")
         vocab_path = os.path.join(root, "vocab.txt")
         if not (os.path.isdir(checkpoint) and os.path.isfile(vocab_path)):
@@ -203,7 +201,8 @@ class MaskedLM:
         with _quiet_transformers():
             model = BertForMaskedLM.from_pretrained(checkpoint, dtype=dtype)
         tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
-        return cls(model.to(device), tokenizer, char_level=True, name="antiberty")
+        model = model.to(device)  # type: ignore[arg-type]
+        return cls(model, tokenizer, char_level=True, name="antiberty")
 
     # ------------------------------------------------------------------ tokens
     @property
@@ -285,7 +284,8 @@ class MaskedLM:
                 out = self.model(input_ids=input_ids, attention_mask=attention_mask.to(device))
                 rows = torch.arange(input_ids.shape[0], device=device)
                 logits = out.logits[rows, positions]
-        return logits[:, : self.vocab_size].float()
+        # clone outside inference mode: callers get an ordinary tensor they may modify
+        return logits[:, : self.vocab_size].float().clone()
 
     # ------------------------------------------------------------------ helpers
     def _resolve_proposable(
@@ -301,7 +301,9 @@ class MaskedLM:
                 if isinstance(tok, str):
                     tid = self.tokenizer.convert_tokens_to_ids(tok)
                     unk = getattr(self.tokenizer, "unk_token_id", None)
-                    if tid is None or (tid == unk and tok != getattr(self.tokenizer, "unk_token", None)):
+                    if tid is None or (
+                        tid == unk and tok != getattr(self.tokenizer, "unk_token", None)
+                    ):
                         raise ValueError(f"proposable token {tok!r} is not in the vocabulary")
                     ids.append(int(tid))
                 elif isinstance(tok, int) and not isinstance(tok, bool):
@@ -335,7 +337,7 @@ class MaskedLM:
                 full = full[torch.arange(2), positions].float()
                 self._hook.positions = positions
                 gathered = self.model(input_ids=ids, attention_mask=attn).logits[:, 0].float()
-        except Exception:  # noqa: BLE001 - any failure means: do not use the hook
+        except Exception:
             return False
         finally:
             self._hook.positions = None
@@ -372,8 +374,12 @@ def _quiet_transformers() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()

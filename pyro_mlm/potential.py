@@ -14,7 +14,7 @@ constant :math:`-|F| \log K`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pyro
 import pyro.distributions as dist
@@ -34,7 +34,7 @@ class MaskedUniformTokens(dist.TorchDistribution):
     proposable and every fixed token equals the context, ``-inf`` otherwise.
     """
 
-    arg_constraints: dict[str, constraints.Constraint] = {}
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
     support = constraints.independent(constraints.nonnegative_integer, 1)
 
     def __init__(
@@ -49,7 +49,7 @@ class MaskedUniformTokens(dist.TorchDistribution):
         self.proposable_ids = proposable_ids.to(context.device)
         super().__init__(context.shape[:-1], context.shape[-1:], validate_args=validate_args)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.context.shape
         draw = self.proposable_ids[
             torch.randint(self.proposable_ids.numel(), shape, device=self.context.device)
@@ -59,7 +59,9 @@ class MaskedUniformTokens(dist.TorchDistribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         in_set = torch.isin(value, self.proposable_ids)
         ok = torch.where(self.free, in_set, value == self.context)
-        per_site = torch.where(self.free, -torch.log(torch.tensor(float(self.proposable_ids.numel()))), 0.0)
+        per_site = torch.where(
+            self.free, -torch.log(torch.tensor(float(self.proposable_ids.numel()))), 0.0
+        )
         per_site = per_site.to(value.device).expand(value.shape)
         return torch.where(ok, per_site, torch.tensor(float("-inf"), device=value.device)).sum(-1)
 

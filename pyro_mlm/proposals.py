@@ -5,8 +5,9 @@ Hastings correction needs. For the masked-conditional proposal at position :math
 
 .. math::
 
-    q(v \mid X_{\setminus t}) = \frac{\exp(s_t(X_{\setminus t})[v] / \tau)}
-                                   {\sum_{u \in \mathcal{V}_p} \exp(s_t(X_{\setminus t})[u] / \tau)},
+    q(v \mid X_{\setminus t}) =
+        \frac{\exp(s_t(X_{\setminus t})[v] / \tau)}
+             {\sum_{u \in \mathcal{V}_p} \exp(s_t(X_{\setminus t})[u] / \tau)},
     \qquad v \in \mathcal{V}_p,
 
 over the proposable tokens :math:`\mathcal{V}_p` at proposal temperature :math:`\tau`.

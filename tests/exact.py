@@ -143,7 +143,9 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     return 0.5 * float((p.double() - q.double()).abs().sum())
 
 
-def chi_square_pvalue(probs: torch.Tensor, counts: torch.Tensor, min_expected: float = 5.0) -> float:
+def chi_square_pvalue(
+    probs: torch.Tensor, counts: torch.Tensor, min_expected: float = 5.0
+) -> float:
     """Pearson chi-square goodness of fit of ``counts`` to ``probs``.
 
     States whose expected count is below ``min_expected`` are pooled into one bin (the
@@ -161,5 +163,5 @@ def chi_square_pvalue(probs: torch.Tensor, counts: torch.Tensor, min_expected: f
     if bool(small.any()):
         obs_bins.append(float(counts[small].sum()))
         exp_bins.append(float(expected[small].sum()))
-    stat = sum((o - e) ** 2 / e for o, e in zip(obs_bins, exp_bins) if e > 0)
+    stat = sum((o - e) ** 2 / e for o, e in zip(obs_bins, exp_bins, strict=True) if e > 0)
     return float(chi2.sf(stat, len(obs_bins) - 1))
