@@ -64,6 +64,7 @@ class _SweepKernel(MCMCKernel):
         self._per_worker: dict[int, torch.Tensor] = {}
         self._vectorised = False
         self._state: Any = None
+        self._records = _empty_records()
         self._reset_counters()
 
     # ------------------------------------------------------------ Pyro contract
@@ -125,12 +126,7 @@ class _SweepKernel(MCMCKernel):
         extra = getattr(self, "extra_potential", None)
         self.model = mlm_model(self.energy, start, mask.reshape(start.shape).cpu(), extra)
         self._start(tokens)
-        self._records: dict[str, list[torch.Tensor]] = {
-            "energy": [],
-            "acceptance_rate": [],
-            "is_novel": [],
-            "accept_prob": [],
-        }
+        self._records = _empty_records()
 
     def sample(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One sweep (``proposals_per_sample`` proposals in every chain)."""
@@ -381,6 +377,10 @@ class MaskedGibbs(_SweepKernel):
         if self._energy is None:
             self._energy = self.energy.evaluate(self._current_tokens(), self._free).energy
         return self._energy
+
+
+def _empty_records() -> dict[str, list[torch.Tensor]]:
+    return {"energy": [], "acceptance_rate": [], "is_novel": [], "accept_prob": []}
 
 
 def _position_table(mask: torch.Tensor) -> torch.Tensor:
