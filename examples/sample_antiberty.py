@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\nconvergence (float summaries; R-hat near 1 and large ESS are good):")
     print(table.to_string())
+    worst = float(table["r_hat"].max())
+    if not worst < 1.05:  # also catches NaN (a chain that never moved)
+        print(
+            f"NOT CONVERGED: max R-hat {worst:.2f} (want < 1.01-1.05); run more sweeps "
+            "(--warmup, --samples) before trusting these samples"
+        )
     print(f"\nstart: {start}   energy {float(energy(ids, free)):.2f}")
     print("most frequent sampled CDR-H3s:")
     for cdr, count in cdrs.most_common(8):

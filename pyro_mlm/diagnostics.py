@@ -120,7 +120,8 @@ def plot_energy_trace(idata: Any, path: str | None = None) -> Any:
     )
     for c, row in enumerate(energy):
         ax_trace.plot(row, lw=0.8, label=f"chain {c}")
-        ax_hist.hist(row, bins=30, histtype="step", orientation="horizontal")
+        bins = min(30, max(5, len(row) // 4))
+        ax_hist.hist(row, bins=bins, histtype="step", orientation="horizontal")
     ax_trace.set_xlabel("draw (sweep)")
     ax_trace.set_ylabel("energy E(X)")
     ax_trace.set_title("energy trace")
