@@ -10,19 +10,17 @@ processes included.
 
 from __future__ import annotations
 
-import functools
-import multiprocessing
-import sys
 from collections import OrderedDict
 from typing import Any, Literal
 
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
+from pyro_mlm._pyro_parallel import calling_pyro_worker, pyro_worker_index
 from pyro_mlm.energy import Evaluation, MLMEnergy
 from pyro_mlm.mh import MHInfo, MHState, gibbs_step, mh_step
 from pyro_mlm.potential import ExtraPotential, mlm_model
-from pyro_mlm.proposals import masked_conditional_proposal
+from pyro_mlm.proposals import Proposal, masked_conditional_proposal
 from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
 
 Scan = Literal["random", "systematic"]
@@ -95,13 +93,13 @@ class _SweepKernel(MCMCKernel):
         self._vectorised = tokens.dim() == 2
         self._initial = tokens.reshape(-1, tokens.shape[-1]).to(self.energy.mlm.device)
         self._free_mask()  # validate now, at the boundary
-        worker = _calling_pyro_worker()
+        worker = calling_pyro_worker()
         if worker is not None:
             self._per_worker[worker] = self._initial
 
     def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
         """Restore this process's initial tokens, evaluate the start state, reset records."""
-        chain = _pyro_worker_index()
+        chain = pyro_worker_index()
         if chain is not None:
             if chain not in self._per_worker:
                 raise RuntimeError(
@@ -123,6 +121,7 @@ class _SweepKernel(MCMCKernel):
         self._free_count = mask.sum(-1)
         self._free_table = _position_table(mask)
         self._sweep = int(self._free_count.max())
+        self._proposable = self.energy.mlm.proposable_ids.to(tokens.device)
         extra = getattr(self, "extra_potential", None)
         self.model = mlm_model(self.energy, start, mask.reshape(start.shape).cpu(), extra)
         self._start(tokens)
@@ -226,6 +225,11 @@ class _SweepKernel(MCMCKernel):
             self._sample_accepted += acc
             self._sample_novel += nov
 
+    def _propose(self, logits: torch.Tensor, current: torch.Tensor) -> Proposal:
+        return masked_conditional_proposal(
+            logits, current, self._proposable, self.proposal_temperature
+        )
+
     def _start(self, tokens: torch.Tensor) -> None:
         raise NotImplementedError
 
@@ -314,13 +318,8 @@ class MaskedMH(_SweepKernel):
 
     def _step(self, positions: torch.Tensor) -> MHInfo:
         assert self._state is not None
-        propose = functools.partial(
-            masked_conditional_proposal,
-            proposable_ids=self.energy.mlm.proposable_ids.to(positions.device),
-            temperature=self.proposal_temperature,
-        )
         self._state, info = mh_step(
-            self._state, positions, propose, self._evaluate, self.energy.temperature
+            self._state, positions, self._propose, self._evaluate, self.energy.temperature
         )
         return info
 
@@ -342,41 +341,27 @@ class MaskedGibbs(_SweepKernel):
     paper compares against. Energies are evaluated once per draw, for the records.
     """
 
-    def __init__(
-        self,
-        energy: MLMEnergy,
-        free: object = None,
-        scan: Scan = "random",
-        proposal_temperature: float = 1.0,
-        proposals_per_sample: int | None = None,
-    ) -> None:
-        super().__init__(energy, free, scan, proposal_temperature, proposals_per_sample)
-        self._tokens: torch.Tensor | None = None
-        self._energy: torch.Tensor | None = None
+    _energy_cache: torch.Tensor | None = None
 
     def _start(self, tokens: torch.Tensor) -> None:
-        self._tokens = tokens
-        self._energy = None
+        self._state = tokens
+        self._energy_cache = None
 
     def _step(self, positions: torch.Tensor) -> MHInfo:
-        assert self._tokens is not None
-        propose = functools.partial(
-            masked_conditional_proposal,
-            proposable_ids=self.energy.mlm.proposable_ids.to(positions.device),
-            temperature=self.proposal_temperature,
+        self._state, info = gibbs_step(
+            self._state, positions, self._propose, self.energy.conditionals
         )
-        self._tokens, info = gibbs_step(self._tokens, positions, propose, self.energy.conditionals)
-        self._energy = None
+        self._energy_cache = None
         return info
 
     def _current_tokens(self) -> torch.Tensor:
-        assert self._tokens is not None
-        return self._tokens
+        assert self._state is not None
+        return self._state
 
     def _current_energy(self) -> torch.Tensor:
-        if self._energy is None:
-            self._energy = self.energy.evaluate(self._current_tokens(), self._free).energy
-        return self._energy
+        if self._energy_cache is None:
+            self._energy_cache = self.energy.evaluate(self._current_tokens(), self._free).energy
+        return self._energy_cache
 
 
 def _empty_records() -> dict[str, list[torch.Tensor]]:
@@ -389,26 +374,3 @@ def _position_table(mask: torch.Tensor) -> torch.Tensor:
     order = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)
     table = order[:, : int(count.max())]
     return table
-
-
-def _calling_pyro_worker() -> int | None:
-    """Chain id of the pyro ``_Worker`` whose constructor is setting ``initial_params``.
-
-    Pyro 1.9.2's parallel sampler builds one ``_Worker`` per chain, each assigning its
-    row to the *same* kernel object before any process starts, so every chain would
-    start from the last row. Recording the row per worker lets :meth:`setup` restore
-    the right one inside each worker process.
-    """
-    frame = sys._getframe(2)
-    owner = frame.f_locals.get("self")
-    if type(owner).__name__ == "_Worker" and type(owner).__module__ == "pyro.infer.mcmc.api":
-        return int(getattr(owner, "chain_id"))  # noqa: B009
-    return None
-
-
-def _pyro_worker_index() -> int | None:
-    """The chain index of this process when it is one of pyro's parallel chain workers."""
-    process = multiprocessing.current_process()
-    if process.name.isdigit() and multiprocessing.parent_process() is not None:
-        return int(process.name)
-    return None
