@@ -66,9 +66,29 @@ class MaskedUniformTokens(dist.TorchDistribution):
         return torch.where(ok, per_site, torch.tensor(float("-inf"), device=value.device)).sum(-1)
 
 
+class Potential:
+    """``params -> U(params["tokens"])``: the potential energy (a picklable callable)."""
+
+    def __init__(
+        self, energy: MLMEnergy, free: object = None, extra_potential: ExtraPotential | None = None
+    ) -> None:
+        self.energy = energy
+        self.free = free
+        self.extra_potential = extra_potential
+
+    def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "tokens" not in params:
+            raise ValueError(f"expected params with a 'tokens' entry, got keys {sorted(params)}")
+        tokens = check_tokens(params["tokens"], self.energy.mlm)
+        total = self.energy(tokens, self.free)
+        if self.extra_potential is not None:
+            total = total + torch.as_tensor(self.extra_potential(tokens)).to(total)
+        return total / self.energy.temperature
+
+
 def potential_fn(
     energy: MLMEnergy, free: object = None, extra_potential: ExtraPotential | None = None
-) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+) -> Potential:
     """``params -> U(params["tokens"])``, usable wherever Pyro takes a ``potential_fn``.
 
     Tokens ``[L]`` give a scalar; ``[C, L]`` give ``[C]`` (sum them for the joint of
@@ -77,17 +97,20 @@ def potential_fn(
     >>> U = potential_fn(MLMEnergy(mlm))                  # doctest: +SKIP
     >>> U({"tokens": mlm.encode("EVQLV")})                # doctest: +SKIP
     """
+    return Potential(energy, free, extra_potential)
 
-    def _potential(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "tokens" not in params:
-            raise ValueError(f"expected params with a 'tokens' entry, got keys {sorted(params)}")
-        tokens = check_tokens(params["tokens"], energy.mlm)
-        total = energy(tokens, free)
-        if extra_potential is not None:
-            total = total + extra_potential(tokens).to(total)
-        return total / energy.temperature
 
-    return _potential
+class MLMModel:
+    """The Pyro model of :func:`mlm_model` (a picklable callable)."""
+
+    def __init__(self, prior: MaskedUniformTokens, potential: Potential) -> None:
+        self.prior = prior
+        self.potential = potential
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        tokens = pyro.sample("tokens", self.prior)
+        pyro.factor("mlm_energy", -self.potential({"tokens": tokens}))
+        return tokens
 
 
 def mlm_model(
@@ -95,7 +118,7 @@ def mlm_model(
     context: torch.Tensor,
     free: object = None,
     extra_potential: ExtraPotential | None = None,
-) -> Callable[..., torch.Tensor]:
+) -> MLMModel:
     """A Pyro model whose ``tokens`` site has density :math:`\\propto e^{-U}` under the factor.
 
     ``context`` is a template sequence ``[L]`` or ``[C, L]``: its fixed positions are
@@ -104,11 +127,4 @@ def mlm_model(
     context = check_tokens(context, energy.mlm, "context")
     mask = resolve_free(free, context, energy.mlm)
     prior = MaskedUniformTokens(context, mask, energy.mlm.proposable_ids)
-    potential = potential_fn(energy, mask, extra_potential)
-
-    def model(*args: Any, **kwargs: Any) -> torch.Tensor:
-        tokens = pyro.sample("tokens", prior)
-        pyro.factor("mlm_energy", -potential({"tokens": tokens}))
-        return tokens
-
-    return model
+    return MLMModel(prior, Potential(energy, mask, extra_potential))

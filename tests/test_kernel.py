@@ -120,9 +120,12 @@ def _contexts(mlm: MaskedLM) -> torch.Tensor:
     return torch.stack([mlm.encode("a a a"), mlm.encode("h h h")])
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_pyro_num_chains_start_each_chain_from_its_own_row(monkeypatch, parallel) -> None:
-    """Pyro 1.9.2's parallel sampler would start both chains from the last row."""
+@pytest.mark.parametrize(("parallel", "context"), [(False, None), (True, None), (True, "spawn")])
+def test_pyro_num_chains_start_each_chain_from_its_own_row(monkeypatch, parallel, context) -> None:
+    """Pyro 1.9.2's parallel sampler would start both chains from the last row.
+
+    With ``spawn`` the kernel (model and all) is pickled into each worker.
+    """
     mlm = tiny_mlm(init_range=0.3)
     if parallel:
         monkeypatch.setattr(torch.multiprocessing, "cpu_count", lambda: 8)
@@ -131,7 +134,7 @@ def test_pyro_num_chains_start_each_chain_from_its_own_row(monkeypatch, parallel
     start = _contexts(mlm)
     kernel = MaskedMH(MLMEnergy(mlm), free=[2])
     if parallel:
-        mcmc = _run(kernel, start, num_chains=2)
+        mcmc = _run(kernel, start, num_chains=2, mp_context=context)
     else:
         with pytest.warns(UserWarning, match="sequentially"):
             mcmc = _run(kernel, start, num_chains=2)
