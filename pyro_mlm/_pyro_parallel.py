@@ -4,31 +4,37 @@
 ``_MultiSampler`` builds one ``_Worker`` per chain, and each assigns its row of
 ``initial_params`` to the *same* kernel object before any process starts, so every
 chain would start from the last row. The kernel records the row per worker (the
-setter can see which ``_Worker`` is calling) and, inside a worker process (named by
-its chain index), restores its own row in ``setup``.
+setter can see which ``_Worker`` is calling) and restores its own row in ``setup``,
+which runs inside the worker's ``run``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
+from types import FrameType
+
+
+def _pyro_worker_chain(frame: FrameType | None, depth: int) -> int | None:
+    """Chain id of the first pyro ``_Worker`` method among ``depth`` frames from ``frame``."""
+    for _ in range(depth):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        kind = type(owner)
+        if kind.__name__ == "_Worker" and kind.__module__ == "pyro.infer.mcmc.api":
+            return int(getattr(owner, "chain_id"))  # noqa: B009
+        frame = frame.f_back
+    return None
 
 
 def calling_pyro_worker() -> int | None:
-    """Chain id of the pyro ``_Worker`` whose constructor is setting ``initial_params``.
+    """Chain id of the ``_Worker`` constructor calling the kernel's ``initial_params`` setter.
 
-    Called from the kernel's ``initial_params`` setter: two frames up is the caller.
+    Two frames up from here is the setter's caller.
     """
-    frame = sys._getframe(2)
-    owner = frame.f_locals.get("self")
-    if type(owner).__name__ == "_Worker" and type(owner).__module__ == "pyro.infer.mcmc.api":
-        return int(getattr(owner, "chain_id"))  # noqa: B009
-    return None
+    return _pyro_worker_chain(sys._getframe(2), depth=1)
 
 
 def pyro_worker_index() -> int | None:
-    """The chain index of this process when it is one of pyro's parallel chain workers."""
-    process = multiprocessing.current_process()
-    if process.name.isdigit() and multiprocessing.parent_process() is not None:
-        return int(process.name)
-    return None
+    """Chain id when ``setup`` runs inside a pyro parallel worker (``_Worker.run``)."""
+    return _pyro_worker_chain(sys._getframe(1), depth=8)
