@@ -141,7 +141,7 @@ class _SweepKernel(MCMCKernel):
                 sums += torch.stack(
                     [info.accept_prob, info.is_accepted.float(), info.is_novel.float()]
                 )
-                self._count(info)
+        self._count(steps * tokens.shape[0], int(sums[1].sum()), int(sums[2].sum()))
         self._t += 1
         if self._t > self._warmup_steps:
             self._records["energy"].append(self._current_energy().cpu())
@@ -214,16 +214,15 @@ class _SweepKernel(MCMCKernel):
         self._proposals = self._accepted = self._novel = 0
         self._sample_proposals = self._sample_accepted = self._sample_novel = 0
 
-    def _count(self, info: MHInfo) -> None:
-        c = info.is_accepted.numel()
-        acc, nov = int(info.is_accepted.sum()), int(info.is_novel.sum())
-        self._proposals += c
-        self._accepted += acc
-        self._novel += nov
+    def _count(self, proposals: int, accepted: int, novel: int) -> None:
+        """Add one sweep's counts (to the after-warm-up counts too, past warm-up)."""
+        self._proposals += proposals
+        self._accepted += accepted
+        self._novel += novel
         if self._t >= self._warmup_steps:
-            self._sample_proposals += c
-            self._sample_accepted += acc
-            self._sample_novel += nov
+            self._sample_proposals += proposals
+            self._sample_accepted += accepted
+            self._sample_novel += novel
 
     def _propose(self, logits: torch.Tensor, current: torch.Tensor) -> Proposal:
         return masked_conditional_proposal(
