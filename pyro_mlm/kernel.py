@@ -313,6 +313,13 @@ class MaskedMH(_SweepKernel):
     def _start(self, tokens: torch.Tensor) -> None:
         chains = torch.arange(tokens.shape[0], device=tokens.device)
         result = self._evaluate(tokens, chains)
+        bad = ~torch.isfinite(result.energy)
+        if bool(bad.any()):
+            raise ValueError(
+                f"chains {bad.nonzero().flatten().tolist()} start where the energy is "
+                f"{result.energy[bad][0].item()} (e.g. a sequence extra_potential forbids); "
+                "MH could never leave such a state: start from an allowed sequence"
+            )
         self._state = MHState(tokens, result.energy, result.logits)
 
     def _step(self, positions: torch.Tensor) -> MHInfo:

@@ -255,6 +255,9 @@ def test_infinite_extra_potential_forbids_sequences(mlm: MaskedLM) -> None:
     def forbid_h(tokens: torch.Tensor) -> torch.Tensor:
         return torch.where((tokens == 12).any(-1), float("inf"), 0.0)
 
+    start = mlm.encode("a h c").repeat(2, 1)
+    with pytest.raises(ValueError, match=r"chains \[0, 1\] start where the energy is inf"):
+        _run(MaskedMH(MLMEnergy(mlm), extra_potential=forbid_h), start)
     samples = _run(
         MaskedMH(MLMEnergy(tiny_mlm(init_range=0.3)), extra_potential=forbid_h),
         mlm.encode("a b c").repeat(8, 1),
