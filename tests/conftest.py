@@ -48,6 +48,22 @@ def tiny_mlm(
     return MaskedLM(model, tokenizer, **kwargs)
 
 
+def run_mcmc(kernel: object, tokens: torch.Tensor, samples: int, warmup: int, **kwargs: object):
+    """Run ``pyro.infer.MCMC`` from ``tokens`` with the progress bar off; return the MCMC."""
+    from pyro.infer import MCMC
+
+    mcmc = MCMC(
+        kernel,
+        num_samples=samples,
+        warmup_steps=warmup,
+        initial_params={"tokens": tokens},
+        disable_progbar=True,
+        **kwargs,
+    )
+    mcmc.run()
+    return mcmc
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     pyro.set_rng_seed(20260 + 1123)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_mlm
+from conftest import run_mcmc, tiny_mlm
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy, summary, to_inference_data
@@ -13,16 +13,7 @@ from pyro_mlm.diagnostics import plot_energy_trace
 
 
 def _mcmc(kernel, tokens: torch.Tensor, num_chains: int = 1, samples: int = 8) -> MCMC:
-    mcmc = MCMC(
-        kernel,
-        num_samples=samples,
-        warmup_steps=3,
-        num_chains=num_chains,
-        initial_params={"tokens": tokens},
-        disable_progbar=True,
-    )
-    mcmc.run()
-    return mcmc
+    return run_mcmc(kernel, tokens, samples, warmup=3, num_chains=num_chains)
 
 
 def test_vectorised_chains_become_arviz_chains() -> None:

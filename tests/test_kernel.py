@@ -7,7 +7,7 @@ import math
 import pyro
 import pytest
 import torch
-from conftest import tiny_mlm
+from conftest import run_mcmc, tiny_mlm
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy
@@ -34,16 +34,7 @@ class Counter:
 
 
 def _run(kernel, tokens: torch.Tensor, samples: int = 6, warmup: int = 2, **kw) -> MCMC:
-    mcmc = MCMC(
-        kernel,
-        num_samples=samples,
-        warmup_steps=warmup,
-        initial_params={"tokens": tokens},
-        disable_progbar=True,
-        **kw,
-    )
-    mcmc.run()
-    return mcmc
+    return run_mcmc(kernel, tokens, samples, warmup, **kw)
 
 
 # ------------------------------------------------------------------ cost
