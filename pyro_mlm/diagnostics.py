@@ -89,14 +89,31 @@ def to_inference_data(mcmc: Any) -> Any:
     >>> idata = to_inference_data(mcmc)                          # doctest: +SKIP
     >>> summary(idata)                                          # doctest: +SKIP
     """
-    data = draws_by_chain(mcmc)
-    posterior = {k: data[k] for k in ("tokens", "energy", "hamming")}
-    stats = {k: data[k] for k in ("lp", "acceptance_rate", "is_novel", "accept_prob")}
+    return inference_data_from_draws(draws_by_chain(mcmc))
+
+
+def inference_data_from_draws(data: dict[str, np.ndarray]) -> Any:
+    """ArviZ ``InferenceData`` from per-draw arrays ``[chain, draw, ...]``.
+
+    ``data`` holds ``tokens``, ``energy`` and ``hamming`` (posterior) and any of
+    ``lp``, ``acceptance_rate``, ``is_novel``, ``accept_prob`` (sample stats), as
+    :func:`draws_by_chain` returns them or as the command line reads them back from
+    ``samples.jsonl``.
+    """
+    missing = {"tokens", "energy", "hamming"} - set(data)
+    if missing:
+        raise ValueError(f"draws lack {sorted(missing)}")
+    posterior = {k: np.asarray(data[k]) for k in ("tokens", "energy", "hamming")}
+    names = ("lp", "acceptance_rate", "is_novel", "accept_prob")
+    stats = {k: np.asarray(data[k]) for k in names if k in data}
     dims = {"tokens": ["position"]}
     az = _arviz()
-    if _arviz_major() >= 1:  # pragma: no cover - ArviZ 1.x needs Python >= 3.12
-        return az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
-    return az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
+    with warnings.catch_warnings():
+        # a short run (fewer draws than chains) is valid; ArviZ suspects a transposed array
+        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
+        if _arviz_major() >= 1:  # pragma: no cover - ArviZ 1.x needs Python >= 3.12
+            return az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
+        return az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
 
 
 def summary(idata: Any, var_names: tuple[str, ...] = SUMMARY_VARS) -> Any:
@@ -128,6 +145,28 @@ def plot_energy_trace(idata: Any, path: str | None = None) -> Any:
     ax_hist.set_xlabel("count")
     if energy.shape[0] <= 8:
         ax_trace.legend(fontsize="small", ncol=2)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def plot_rank(
+    idata: Any, path: str | None = None, var_names: tuple[str, ...] = SUMMARY_VARS
+) -> Any:
+    """Rank plots of the float summaries: flat histograms per chain mean good mixing."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(var_names), figsize=(5 * len(var_names), 3.2), constrained_layout=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant chains make ArviZ warn
+        _arviz().plot_rank(idata, var_names=list(var_names), ax=np.atleast_1d(axes))
     if path is not None:
         fig.savefig(path, dpi=120)
         plt.close(fig)

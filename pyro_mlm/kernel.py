@@ -11,7 +11,7 @@ processes included.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
@@ -62,6 +62,7 @@ class _SweepKernel(MCMCKernel):
         self._per_worker: dict[int, torch.Tensor] = {}
         self._vectorised = False
         self._state: Any = None
+        self.last_sweep: SweepInfo | None = None
         self._records = _empty_records()
         self._reset_counters()
 
@@ -143,11 +144,13 @@ class _SweepKernel(MCMCKernel):
                 )
         self._count(steps * tokens.shape[0], int(sums[1].sum()), int(sums[2].sum()))
         self._t += 1
+        fractions = (sums / steps).cpu()
+        self.last_sweep = SweepInfo(fractions[0], fractions[1], fractions[2])
         if self._t > self._warmup_steps:
             self._records["energy"].append(self._current_energy().cpu())
-            self._records["accept_prob"].append((sums[0] / steps).cpu())
-            self._records["acceptance_rate"].append((sums[1] / steps).cpu())
-            self._records["is_novel"].append((sums[2] / steps).cpu())
+            self._records["accept_prob"].append(self.last_sweep.accept_prob)
+            self._records["acceptance_rate"].append(self.last_sweep.acceptance_rate)
+            self._records["is_novel"].append(self.last_sweep.is_novel)
         out = self._current_tokens().cpu()
         return {"tokens": out if self._vectorised else out[0]}
 
@@ -181,6 +184,46 @@ class _SweepKernel(MCMCKernel):
     def cleanup(self) -> None:
         """Drop the cached state; idempotent (pyro calls it twice)."""
         self._state = None
+
+    # ------------------------------------------------------------ checkpoints
+    @property
+    def current_energy(self) -> torch.Tensor:
+        """Energy ``[C]`` of the chains' current sequences (after :meth:`setup`)."""
+        if self._state is None:
+            raise RuntimeError("the kernel has no state yet: call setup() first")
+        return self._current_energy()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the chains exactly (with the RNG state).
+
+        The cached energies and conditionals are saved as well: recomputing them in a
+        batch of another shape could change their last bits, and with them a draw.
+        """
+        if self._state is None:
+            raise RuntimeError("the kernel has no state yet: call setup() first")
+        return {
+            "sweep": self._t,
+            "cursor": self._cursor,
+            "counts": {name: getattr(self, name) for name in _COUNTERS},
+            "state": _to_cpu(self._state),
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (call after :meth:`setup` with the same start)."""
+        if self._state is None:
+            raise RuntimeError("call setup() before load_state_dict()")
+        state = _to_device(saved["state"], self._free.device)
+        tokens = state.tokens if isinstance(state, MHState) else state
+        if tokens.shape != self._current_tokens().shape:
+            raise ValueError(
+                f"the saved chains have shape {tuple(tokens.shape)}, this run "
+                f"{tuple(self._current_tokens().shape)}: it is not the same run"
+            )
+        self._restore(state)
+        self._t = int(saved["sweep"])
+        self._cursor = int(saved["cursor"])
+        for name in _COUNTERS:
+            setattr(self, name, int(saved["counts"][name]))
 
     # ------------------------------------------------------------ internals
     def _free_mask(self) -> torch.Tensor:
@@ -237,6 +280,9 @@ class _SweepKernel(MCMCKernel):
 
     def _current_tokens(self) -> torch.Tensor:
         raise NotImplementedError
+
+    def _restore(self, state: Any) -> None:
+        self._state = state
 
     def _current_energy(self) -> torch.Tensor:
         raise NotImplementedError
@@ -353,6 +399,9 @@ class MaskedGibbs(_SweepKernel):
         self._state = tokens
         self._energy_cache = None
 
+    def _restore(self, state: Any) -> None:
+        self._start(state)
+
     def _step(self, positions: torch.Tensor) -> MHInfo:
         self._state, info = gibbs_step(
             self._state, positions, self._propose, self.energy.conditionals
@@ -368,6 +417,48 @@ class MaskedGibbs(_SweepKernel):
         if self._energy_cache is None:
             self._energy_cache = self.energy.evaluate(self._current_tokens(), self._free).energy
         return self._energy_cache
+
+
+_COUNTERS = (
+    "_proposals",
+    "_accepted",
+    "_novel",
+    "_sample_proposals",
+    "_sample_accepted",
+    "_sample_novel",
+)
+
+
+class SweepInfo(NamedTuple):
+    r"""Per-chain fractions ``[C]`` over the proposals of the latest sweep.
+
+    Attributes
+    ----------
+    accept_prob
+        Mean :math:`\min(1, \alpha)`.
+    acceptance_rate
+        Fraction of proposals accepted.
+    is_novel
+        Fraction accepted and different from the current token.
+    """
+
+    accept_prob: torch.Tensor
+    acceptance_rate: torch.Tensor
+    is_novel: torch.Tensor
+
+
+def _to_cpu(state: Any) -> Any:
+    if isinstance(state, MHState):
+        return MHState(*(t.cpu() for t in state))
+    return state.cpu()
+
+
+def _to_device(state: Any, device: torch.device) -> Any:
+    if isinstance(state, MHState):
+        return MHState(*(t.to(device) for t in state))
+    if isinstance(state, (tuple, list)):  # an MHState that lost its type on the way
+        return MHState(*(t.to(device) for t in state))
+    return state.to(device)
 
 
 def _empty_records() -> dict[str, list[torch.Tensor]]:

@@ -14,9 +14,9 @@ head is not position-wise falls back to the full forward (``head_mode="full"``).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -70,10 +70,14 @@ class MaskedLM:
         Allow-list of tokens the samplers may propose (ids, or token strings such as
         ``"ACDEFGHIKLMNPQRSTVWY"``, which iterates over single characters). Default:
         the vocabulary minus special and added tokens.
+    split
+        Encode text by splitting it into vocabulary tokens with this function
+        (``list`` for protein and antibody models, one residue per token; a SMILES
+        regex for chemistry) instead of the tokenizer's own pre-tokenisation. Tokens
+        outside the vocabulary are rejected, never mapped to the unknown token. The
+        mask token's text (e.g. ``[MASK]``) may appear in the string.
     char_level
-        Encode text one character per token (protein and antibody models whose
-        tokenizers want space-separated residues). Characters outside the vocabulary
-        are rejected.
+        Shorthand for ``split=list``.
 
     Examples
     --------
@@ -89,6 +93,7 @@ class MaskedLM:
         tokenizer: Any,
         *,
         proposable: Iterable[int | str] | None = None,
+        split: Callable[[str], list[str]] | None = None,
         char_level: bool = False,
         name: str | None = None,
     ) -> None:
@@ -113,7 +118,7 @@ class MaskedLM:
             )
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.char_level = char_level
+        self.split = list if (char_level and split is None) else split
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.vocab_size = int(head.weight.shape[0])
         self.mask_token_id = int(mask_id)
@@ -147,25 +152,54 @@ class MaskedLM:
     ) -> MaskedLM:
         """Load a masked LM from a local directory, a hub id, or a packaged name.
 
-        ``"antiberty"`` loads the AntiBERTy model shipped in the ``antiberty==0.1.3``
-        wheel. A local directory works offline; a hub id needs network access (or a
-        populated Hugging Face cache).
+        Packaged names (``"antiberty"``, ``"sapiens-h"``, ``"sapiens-l"``,
+        ``"rxnmapper"``) load models shipped inside PyPI wheels (see
+        :mod:`pyro_mlm.packaged`). A local directory works offline; a hub id needs
+        network access or a populated Hugging Face cache (when the hub cannot be
+        reached, only the cache is tried, so an offline failure is quick).
         """
-        if name_or_path.lower() == "antiberty":
-            return cls.antiberty(device=device, dtype=dtype)
+        from pyro_mlm.packaged import PACKAGED
+
+        if not isinstance(name_or_path, str) or not name_or_path:
+            raise TypeError(f"expected a model name or directory, got {name_or_path!r}")
+        loader = PACKAGED.get(name_or_path.lower())
+        if loader is not None:
+            return loader(device, dtype)
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-        try:
-            with _quiet_transformers():
-                model = AutoModelForMaskedLM.from_pretrained(name_or_path, dtype=dtype, **kwargs)
-                tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        except OSError as err:
-            where = "local directory" if os.path.isdir(name_or_path) else "hub id"
+        is_dir = os.path.isdir(name_or_path)
+        if not is_dir and (
+            name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
+        ):
             raise ValueError(
-                f"could not load a masked LM from {where} {name_or_path!r}: {err}. "
-                "Offline, pass a local directory holding config.json, the weights and "
-                "the tokenizer files (or a packaged name such as 'antiberty'); online, "
-                "check the hub id."
+                f"no model directory at {name_or_path!r} (packaged models: "
+                f"{', '.join(sorted(PACKAGED))})"
+            )
+        offline = not is_dir and not _hub_reachable()
+        if offline:
+            kwargs.setdefault("local_files_only", True)
+        try:
+            with quiet_transformers():
+                model = AutoModelForMaskedLM.from_pretrained(name_or_path, dtype=dtype, **kwargs)
+                tokenizer = AutoTokenizer.from_pretrained(
+                    name_or_path, local_files_only=bool(kwargs.get("local_files_only", False))
+                )
+        except (OSError, ValueError) as err:
+            known = ", ".join(sorted(PACKAGED))
+            if is_dir:
+                raise ValueError(
+                    f"could not load a masked LM from the directory {name_or_path!r}: {err}. "
+                    "It needs config.json, the weights and the tokenizer files."
+                ) from err
+            raise ValueError(
+                f"unknown model {name_or_path!r}: not a packaged model ({known}), not a "
+                + (
+                    "local directory, and the Hugging Face hub cannot be reached (offline) "
+                    "nor is it in the local cache. Offline, use a packaged model or a local "
+                    "directory saved with save_pretrained(); online, check the hub id."
+                    if offline
+                    else f"local directory, and the hub could not serve it: {err}"
+                )
             ) from err
         return cls(model.to(device), tokenizer, proposable=proposable, name=name_or_path)
 
@@ -173,36 +207,47 @@ class MaskedLM:
     def antiberty(
         cls, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> MaskedLM:
-        """Load AntiBERTy (BERT MLM, 8 layers, hidden 512, 25 tokens) from its wheel.
+        """AntiBERTy (BERT MLM, 8 layers, hidden 512, 25 tokens) from the ``antiberty`` wheel.
 
         Needs ``pip install antiberty==0.1.3`` (version 1.0.0 downloads its weights).
         Only the package's files are read: the checkpoint loads into
         ``BertForMaskedLM`` (the pooler and the species/chain heads are dropped), and
         the tokenizer is built from ``vocab.txt`` with ``vocab=`` (transformers 5.x
-        ignores ``vocab_file=``).
+        ignores ``vocab_file=``). ``encode`` takes a plain residue string.
         """
-        from transformers import BertForMaskedLM, BertTokenizer
+        from pyro_mlm.packaged import load_antiberty
 
-        spec = importlib.util.find_spec("antiberty")
-        if spec is None or not spec.submodule_search_locations:
-            raise ValueError(
-                f"the AntiBERTy model is not installed; run: pip install '{ANTIBERTY_REQUIREMENT}'"
-            )
-        root = os.path.join(next(iter(spec.submodule_search_locations)), "trained_models")
-        checkpoint = os.path.join(root, "AntiBERTy_md_smooth")
-        vocab_path = os.path.join(root, "vocab.txt")
-        if not (os.path.isdir(checkpoint) and os.path.isfile(vocab_path)):
-            raise ValueError(
-                f"the installed antiberty package has no weights under {root}; version "
-                f"1.0.0 downloads them at run time. Run: pip install '{ANTIBERTY_REQUIREMENT}'"
-            )
-        with open(vocab_path, encoding="utf-8") as handle:
-            vocab = {line.strip(): i for i, line in enumerate(handle) if line.strip()}
-        with _quiet_transformers():
-            model = BertForMaskedLM.from_pretrained(checkpoint, dtype=dtype)
-        tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
-        model = model.to(device)  # type: ignore[arg-type]
-        return cls(model, tokenizer, char_level=True, name="antiberty")
+        return load_antiberty(device, dtype)
+
+    @classmethod
+    def sapiens(
+        cls,
+        chain: str = "H",
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> MaskedLM:
+        """Sapiens antibody model for heavy (``"H"``) or light (``"L"``) chains.
+
+        Needs ``pip install --no-deps sapiens==1.0.5`` (the package declares fairseq
+        and an old torch; neither is used). The fairseq checkpoint is converted to
+        ``RobertaForMaskedLM``; at most 142 residues.
+        """
+        from pyro_mlm.packaged import load_sapiens
+
+        return load_sapiens(chain, device, dtype)
+
+    @classmethod
+    def rxnmapper(
+        cls, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> MaskedLM:
+        """rxnmapper's ALBERT masked LM over reaction SMILES.
+
+        Needs ``pip install --no-deps rxnmapper==0.4.3`` (it pins transformers < 5).
+        """
+        from pyro_mlm.packaged import load_rxnmapper
+
+        return load_rxnmapper(device, dtype)
 
     # ------------------------------------------------------------------ tokens
     @property
@@ -210,34 +255,73 @@ class MaskedLM:
         return next(self.model.parameters()).device
 
     def encode(self, text: str) -> torch.Tensor:
-        """Token ids of ``text`` with the model's special tokens, as LongTensor ``[L]``."""
+        """Token ids of ``text`` with the model's special tokens, as LongTensor ``[L]``.
+
+        With ``split`` (packaged protein and chemistry models) the text is split into
+        vocabulary tokens and wrapped in the start and end tokens; any piece outside
+        the vocabulary raises ``ValueError`` naming it and the allowed tokens.
+        """
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        if self.char_level:
-            vocab = self.tokenizer.get_vocab()
-            bad = sorted({c for c in text if c not in vocab})
-            if bad or not text:
-                allowed = "".join(
-                    self.tokenizer.convert_ids_to_tokens(int(i)) for i in self.proposable_ids
-                )
+        if self.split is None:
+            ids = torch.tensor(self.tokenizer(text)["input_ids"], dtype=torch.long)
+            unk = getattr(self.tokenizer, "unk_token_id", None)
+            unk_text = getattr(self.tokenizer, "unk_token", None)
+            if unk is not None and bool((ids == unk).any()) and (unk_text or "") not in text:
+                words = [w for w in text.split() if unk in self.tokenizer(w)["input_ids"]]
                 raise ValueError(
-                    f"sequence {text!r} has characters outside the vocabulary of "
-                    f"{self.name}: {bad}; allowed residues: {allowed}"
-                    if text
-                    else "cannot encode an empty sequence"
+                    f"sequence {_short(text)!r} has pieces outside the vocabulary of "
+                    f"{self.name} (they would become {unk_text!r}): {words[:10]}"
                 )
-            text = " ".join(text)
-        ids = self.tokenizer(text)["input_ids"]
-        return torch.tensor(ids, dtype=torch.long)
+            return ids
+        if not text:
+            raise ValueError(f"cannot encode an empty sequence with {self.name}")
+        vocab = self.tokenizer.get_vocab()
+        mask_text = str(self.tokenizer.mask_token)
+        pieces: list[str] = []
+        for i, part in enumerate(text.split(mask_text)):
+            if i:
+                pieces.append(mask_text)
+            pieces.extend(self.split(part) if part else [])
+        bad = sorted({p for p in pieces if p not in vocab})
+        if bad:
+            allowed = self.tokens_text(self.proposable_ids, sep=" " if len(vocab) > 40 else "")
+            shown = allowed if len(allowed) <= 200 else allowed[:200] + " ..."
+            raise ValueError(
+                f"sequence {_short(text)!r} has characters outside the vocabulary of "
+                f"{self.name}: {bad[:10]}; allowed: {shown}"
+            )
+        content = [int(vocab[p]) for p in pieces]
+        cls_id = getattr(self.tokenizer, "cls_token_id", None)
+        sep_id = getattr(self.tokenizer, "sep_token_id", None)
+        if cls_id is not None:
+            content.insert(0, int(cls_id))
+        if sep_id is not None:
+            content.append(int(sep_id))
+        return torch.tensor(content, dtype=torch.long)
 
     def decode(self, ids: torch.Tensor | Sequence[int], skip_special_tokens: bool = True) -> str:
-        """Text of a token sequence (residues are joined with no spaces)."""
+        """Text of a token sequence (split-encoded tokens are joined with no spaces)."""
         ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
-        if self.char_level:
-            special = set(self.special_ids.tolist()) if skip_special_tokens else set()
-            toks = self.tokenizer.convert_ids_to_tokens([i for i in ids if i not in special])
-            return "".join(toks)
+        if self.split is not None:
+            special = set(self.special_ids.tolist()) - {self.mask_token_id}
+            keep = [i for i in ids if not (skip_special_tokens and i in special)]
+            return self.tokens_text(keep)
         return str(self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+
+    def tokens_text(self, ids: torch.Tensor | Sequence[int], sep: str = "") -> str:
+        """The vocabulary strings of ``ids`` joined by ``sep``."""
+        ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
+        return sep.join(str(t) for t in self.tokenizer.convert_ids_to_tokens(ids))
+
+    def content_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Indices of the non-special tokens of a ``[L]`` sequence (residues, words).
+
+        Position ``k`` (0-based) of the text is token ``content_positions(tokens)[k]``;
+        mask tokens count as content (they stand for a residue or word).
+        """
+        special = self.special_mask(tokens) & (tokens != self.mask_token_id)
+        return (~special).nonzero().flatten()
 
     def special_mask(self, tokens: torch.Tensor) -> torch.Tensor:
         """Boolean mask of special tokens ([CLS], [SEP], [PAD], [MASK], ...)."""
@@ -351,6 +435,21 @@ class MaskedLM:
         )
 
 
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether huggingface.co answers on port 443 (False when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _encoder_of(model: torch.nn.Module) -> torch.nn.Module | None:
     prefix = getattr(model, "base_model_prefix", "")
     base = getattr(model, prefix, None) if prefix else None
@@ -369,7 +468,7 @@ def _max_length(model: torch.nn.Module, tokenizer: Any) -> int | None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Silence transformers' load report (the dropped AntiBERTy heads are expected)."""
     from transformers.utils import logging as hf_logging
 

@@ -1,4 +1,4 @@
-"""The main job (examples/sample_antiberty.py) end to end on a short real AntiBERTy run."""
+"""The examples end to end: text infill on a tiny local model, CDR-H3 infill on AntiBERTy."""
 
 from __future__ import annotations
 
@@ -6,70 +6,51 @@ import importlib.util
 import pathlib
 import sys
 
+import matplotlib.image
 import pytest
+from conftest import tiny_mlm
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("antiberty") is None, reason="needs pip install antiberty==0.1.3"
-)
 
 
-@pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location(
-        "sample_antiberty", EXAMPLES / "sample_antiberty.py"
-    )
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["sample_antiberty"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def test_cdr_h3_is_found_between_the_conserved_motifs(example) -> None:
-    seq = example.TRASTUZUMAB_VH
-    first, last = example.cdr_h3_range(seq)
-    assert seq[first - 1 : last] == "SRWGGDGFYAMDY"
-    with pytest.raises(ValueError, match="pass --free START-END"):
-        example.cdr_h3_range("EVQLVESGG")
-
-
-def test_main_job_short_run_writes_its_outputs(example, tmp_path, capsys, monkeypatch) -> None:
+def test_text_infill_on_a_local_model(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("CI", "1")
-    code = example.main(
-        [
-            "--chains",
-            "2",
-            "--warmup",
-            "1",
-            "--samples",
-            "2",
-            "--free",
-            "100-101",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    mlm = tiny_mlm(init_range=0.3)
+    mlm.model.save_pretrained(tmp_path)
+    mlm.tokenizer.save_pretrained(tmp_path)
+    argv = ["--model", str(tmp_path), "--sentence", "a [MASK] c [MASK] e", "--chains", "2",
+            "--warmup", "2", "--samples", "5"]  # fmt: skip
+    assert load("text_infill").main(argv) == 0
     out = capsys.readouterr().out
-    assert code == 0, out
-    assert "acceptance rate" in out and "r_hat" in out and "NOT CONVERGED" in out
-    assert (tmp_path / "trace.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "summary.csv").read_text().splitlines()[0].startswith(",mcse_mean")
-    from pyro_mlm.diagnostics import _arviz
-
-    idata = _arviz().from_netcdf(tmp_path / "posterior.nc")
-    assert idata.posterior["tokens"].shape[:2] == (2, 2)
+    assert "2 masked positions" in out and "r_hat" in out
+    infills = [line.split()[-5:] for line in out.splitlines() if "E=" in line]
+    assert infills and all(w[0] == "a" and w[2] == "c" and w[4] == "e" for w in infills)
+    assert all("[MASK]" not in " ".join(w) for w in infills)
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--free", "500-600"], "falls outside the sequence"),
-        (["--free", "abc"], "must look like 98-110"),
-        (["--sequence", "EVQLVXJ"], "outside the vocabulary"),
-        (["--temperature", "0"], "temperature must be finite and > 0"),
-    ],
-)
-def test_main_job_errors_are_one_clear_line(example, capsys, argv, message) -> None:
-    assert example.main(argv) == 2
+def test_text_infill_errors_are_one_line(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert load("text_infill").main(["--model", "no-such-model-here"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert err.startswith("error: unknown model") and "Traceback" not in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("antiberty") is None, reason="needs antiberty")
+def test_antibody_cdr_infill_compares_mh_and_gibbs(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CI", "1")
+    argv = ["--free", "100-102", "--chains", "2", "--warmup", "1", "--samples", "2",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert load("antibody_cdr_infill").main(argv) == 0
+    out = capsys.readouterr().out
+    assert "MH " in out and "masked Gibbs" in out and "most frequent CDR-H3s" in out
+    image = matplotlib.image.imread(tmp_path / "mh_vs_gibbs.png")
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    assert load("antibody_cdr_infill").main(["--sequence", "EVQLVJ"]) == 2

@@ -99,9 +99,21 @@ def test_from_pretrained_local_directory_round_trip(tmp_path, mlm: MaskedLM) -> 
 
 
 def test_from_pretrained_missing_model_says_what_to_do(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ValueError, match="Offline, pass a local directory"):
+    with pytest.raises(ValueError, match="no model directory at .*packaged models: antiberty"):
         MaskedLM.from_pretrained(str(tmp_path / "nope"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        ValueError, match="unknown model 'antibery'.*cannot be reached.*Offline, use"
+    ):
+        MaskedLM.from_pretrained("antibery")
+
+
+def test_encode_keeps_the_mask_token_and_lists_content_positions() -> None:
+    mlm = tiny_mlm(char_level=True)
+    ids = mlm.encode("a[MASK]c")
+    assert ids.tolist() == [2, 5, 4, 7, 3]
+    assert mlm.decode(ids) == "a[MASK]c"
+    assert mlm.content_positions(ids).tolist() == [1, 2, 3]
 
 
 antiberty = pytest.mark.skipif(

@@ -1,0 +1,343 @@
+"""The ``pyro-mlm`` command line: ``sample`` from a masked LM's energy, ``score`` sequences.
+
+No maths here: arguments become a :class:`pyro_mlm.runner.RunSpec` or an
+:class:`pyro_mlm.MLMEnergy` call, and every user error becomes one ``error:`` line on
+stderr with exit status 2.
+
+    pyro-mlm sample --sequence EVQLVESGG...WGQGTLVTVSS --free cdrh3 --chains 4 --out runs/h3
+    pyro-mlm sample --resume runs/h3
+    pyro-mlm score EVQLVESGG... QVQLQQSGA... --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from pyro_mlm.packaged import PACKAGED
+from pyro_mlm.runner import (
+    CHECKPOINT_FILE,
+    REPORT_FILES,
+    SAMPLES_FILE,
+    SPEC_FILE,
+    RunResult,
+    RunSpec,
+    build_kernel,
+    sample_to_directory,
+)
+from pyro_mlm.sites import FREE_HELP
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "model": "antiberty",
+    "energy": "norm",
+    "kernel": "mh",
+    "warmup": 20,
+    "samples": 100,
+    "temperature": 1.0,
+    "proposal_temperature": 1.0,
+    "scan": "random",
+    "seed": 0,
+}
+
+
+class UsageError(ValueError):
+    """A mistake in the command line, reported as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pyro-mlm``; returns the exit status."""
+    parser = _parser()
+    args = _finish_args(parser.parse_args(argv))
+    try:
+        if args.command == "sample":
+            return _sample(args)
+        return _score(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- sample
+def _sample(args: argparse.Namespace) -> int:
+    if args.resume:
+        directory = args.resume
+        spec = _resumed_spec(args, directory)
+    else:
+        directory = args.out
+        _check_new_directory(directory)
+        spec = None
+    mlm = _load(spec.model if spec else (args.model or RUN_DEFAULTS["model"]), args.device)
+    if spec is None:
+        spec = _new_spec(args, mlm)
+    build_kernel(spec, mlm)  # checks sequences and free positions before anything is written
+    print(
+        f"{mlm}: {spec.kernel}/{spec.energy}, {spec.chains} chains, "
+        f"{spec.warmup} warm-up + {spec.samples} sweeps -> {directory}",
+        file=sys.stderr,
+    )
+    result = sample_to_directory(
+        spec, mlm, directory, resume=bool(args.resume), progress=not args.no_progress
+    )
+    _print_result(result, spec, mlm, directory)
+    return 0 if result.completed else 130
+
+
+def _new_spec(args: argparse.Namespace, mlm: Any) -> RunSpec:
+    texts: list[str] = list(args.sequence or [])
+    if args.sequences_file:
+        texts += _read_sequences(args.sequences_file)
+    if args.length is not None:
+        if texts:
+            raise UsageError("give starting sequences or --length, not both")
+        if args.length < 1:
+            raise UsageError(f"--length must be >= 1, got {args.length}")
+        mask = str(mlm.tokenizer.mask_token)
+        texts = [(mask if mlm.split is not None else mask + " ") * args.length]
+    if not texts:
+        raise UsageError("give a starting sequence (--sequence, --sequences-file) or --length N")
+    chains = args.chains if args.chains is not None else (len(texts) if len(texts) > 1 else 4)
+    if chains < 1:
+        raise UsageError(f"--chains must be >= 1, got {chains}")
+    if len(texts) == 1:
+        texts = texts * chains
+    elif len(texts) != chains:
+        raise UsageError(f"{len(texts)} starting sequences for {chains} chains; give 1 or {chains}")
+    mask_text = str(mlm.tokenizer.mask_token)
+    free = args.free or ("masked" if any(mask_text in t for t in texts) else "all")
+    values = {
+        k: getattr(args, k) if getattr(args, k) is not None else v for k, v in RUN_DEFAULTS.items()
+    }
+    for name in ("warmup", "samples"):
+        if values[name] < 0 or (name == "samples" and values[name] < 1):
+            raise UsageError(f"--{name} must be {'>= 1' if name == 'samples' else '>= 0'}")
+    return RunSpec(sequences=tuple(texts), free=free, **values)
+
+
+def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
+    path = os.path.join(directory, SPEC_FILE)
+    if not os.path.isfile(path):
+        raise UsageError(f"--resume {directory}: no {SPEC_FILE} there, so no run to continue")
+    if not os.path.isfile(os.path.join(directory, CHECKPOINT_FILE)):
+        raise UsageError(f"--resume {directory}: no {CHECKPOINT_FILE} there, it cannot continue")
+    with open(path, encoding="utf-8") as handle:
+        spec = RunSpec.from_json(handle.read())
+    if args.sequence or args.sequences_file or args.length is not None or args.out_given:
+        raise UsageError(
+            "--resume takes the starting sequences and settings from the run directory; "
+            "drop --sequence/--sequences-file/--length/--out"
+        )
+    given = {k: getattr(args, k) for k in RUN_DEFAULTS if getattr(args, k) is not None}
+    if args.free is not None:
+        given["free"] = args.free
+    if args.chains is not None:
+        given["chains"] = args.chains
+    saved = {**json.loads(spec.to_json()), "chains": spec.chains}
+    clash = [k for k, v in given.items() if k != "samples" and saved[k] != v]
+    if clash:
+        raise UsageError(
+            f"{directory} holds a different run: it has "
+            + ", ".join(f"{k}={saved[k]!r}" for k in clash)
+            + "; drop those options to continue it, or start a new run with another --out"
+        )
+    if args.samples is not None:
+        if args.samples < spec.samples:
+            raise UsageError(f"--samples {args.samples} is fewer than the run's {spec.samples}")
+        spec = RunSpec(**{**spec.__dict__, "samples": args.samples})
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(spec.to_json())
+    return spec
+
+
+def _check_new_directory(directory: str) -> None:
+    ours = (SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE, *REPORT_FILES)
+    if os.path.isfile(os.path.join(directory, SPEC_FILE)):
+        raise UsageError(
+            f"output directory {directory} already holds a run; continue it with "
+            f"--resume {directory}, or choose another --out"
+        )
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"--out {directory} is a file, not a directory")
+    if os.path.isdir(directory) and any(os.path.exists(os.path.join(directory, f)) for f in ours):
+        raise UsageError(
+            f"output directory {directory} holds files of another run; choose another --out"
+        )
+
+
+def _print_result(result: RunResult, spec: RunSpec, mlm: Any, directory: str) -> None:
+    state = "finished" if result.completed else "INTERRUPTED"
+    print(
+        f"\n{state}: {result.draws} draws per chain x {spec.chains} chains "
+        f"({result.seconds:.1f} s this session); acceptance rate "
+        f"{result.acceptance_rate:.3f}, novel acceptance rate {result.novel_rate:.3f}"
+    )
+    if result.summary is not None:
+        print("\nconvergence (R-hat near 1 and large ESS are good):")
+        print(result.summary.to_string())
+        worst = float(result.summary["r_hat"].max())
+        if not worst < 1.05:  # NaN too: a chain that never moved
+            print(
+                f"NOT CONVERGED: max R-hat {worst:.2f} (want < 1.01-1.05); run more sweeps "
+                f"(pyro-mlm sample --resume {directory} --samples N) before trusting the draws"
+            )
+        tokens = result.idata.posterior["tokens"].values
+        free = _free_mask(spec, mlm)
+        counts = collections.Counter(
+            mlm.tokens_text(row[free], sep="" if mlm.split is not None else " ")
+            for row in tokens.reshape(-1, tokens.shape[-1])
+        )
+        print("\nmost frequent values of the free positions:")
+        for text, count in counts.most_common(5):
+            print(f"  {text}  {count / max(sum(counts.values()), 1):.3f}")
+    written = [
+        f for f in (SAMPLES_FILE, *REPORT_FILES) if os.path.exists(os.path.join(directory, f))
+    ]
+    print(f"\nwrote {directory}/: {', '.join(written)}")
+    if not result.completed:
+        print(f"continue with: pyro-mlm sample --resume {directory}")
+
+
+def _free_mask(spec: RunSpec, mlm: Any) -> Any:
+    from pyro_mlm.sites import parse_free
+
+    return parse_free(spec.free, mlm.encode(spec.sequences[0]), mlm).numpy()
+
+
+# ---------------------------------------------------------------- score
+def _score(args: argparse.Namespace) -> int:
+    from pyro_mlm.energy import MLMEnergy
+
+    texts = list(args.sequences)
+    if args.file:
+        texts += _read_sequences(args.file)
+    if not texts:
+        raise UsageError("give sequences to score as arguments or with --file")
+    mlm = _load(args.model, args.device)
+    kinds = ["norm", "raw"] if args.energy == "both" else [args.energy]
+    energies = {kind: MLMEnergy(mlm, kind) for kind in kinds}  # type: ignore[arg-type]
+    rows = []
+    for text in texts:
+        ids = mlm.encode(text)
+        if mlm.max_length is not None and len(ids) > mlm.max_length:
+            raise UsageError(
+                f"sequence {text[:30]!r}... has {len(ids)} tokens; {mlm.name} takes at most "
+                f"{mlm.max_length}"
+            )
+        free = ~mlm.special_mask(ids)
+        row: dict[str, Any] = {"sequence": text, "positions": int(free.sum())}
+        for kind, energy in energies.items():
+            row[f"energy_{kind}"] = round(float(energy(ids, free)), 4)
+        if "norm" in energies:
+            row["norm_per_position"] = round(row["energy_norm"] / max(row["positions"], 1), 4)
+        rows.append(row)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        columns = [c for c in rows[0] if c != "sequence"] + ["sequence"]
+        print("  ".join(f"{c:>17}" if c != "sequence" else c for c in columns))
+        for row in rows:
+            cells = [f"{row[c]:>17}" for c in columns[:-1]]
+            seq = row["sequence"] if len(row["sequence"]) <= 60 else row["sequence"][:57] + "..."
+            print("  ".join([*cells, seq]))
+    return 0
+
+
+# ---------------------------------------------------------------- shared
+def _load(model: str, device: str | None) -> Any:
+    from pyro_mlm.models import MaskedLM
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return MaskedLM.from_pretrained(model, device=device)
+
+
+def _read_sequences(path: str) -> list[str]:
+    """Sequences from a FASTA file (``>`` headers) or one per line; ``-`` reads stdin."""
+    if path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        if not os.path.isfile(path):
+            raise UsageError(f"no such file: {path}")
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    if any(line.startswith(">") for line in lines):
+        out: list[str] = []
+        for line in lines:
+            if line.startswith(">"):
+                out.append("")
+            elif out:
+                out[-1] += line.strip()
+        texts = [s for s in out if s]
+    else:
+        texts = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not texts:
+        raise UsageError(f"{path} holds no sequence")
+    return texts
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _parser() -> argparse.ArgumentParser:
+    models = ", ".join(sorted(PACKAGED))
+    parser = argparse.ArgumentParser(
+        prog="pyro-mlm",
+        description="Sample sequences from a masked language model's energy with exact "
+        "Metropolis-Hastings (Goyal et al., ICLR 2022), and score sequences.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    model_help = (
+        f"packaged model ({models}), a local directory, or a Hugging Face hub id "
+        "(default: antiberty)"
+    )
+
+    s = sub.add_parser("sample", help="draw sequences with MH (or masked Gibbs)")
+    s.add_argument("--model", default=None, help=model_help)
+    s.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
+    s.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
+    s.add_argument("--length", type=int, help="start from N mask tokens, all free")
+    s.add_argument("--free", help=f"positions to sample: {FREE_HELP}")
+    s.add_argument("--energy", choices=["norm", "raw"], help="energy (default norm)")
+    s.add_argument("--kernel", choices=["mh", "gibbs"], help="sampler (default mh)")
+    s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
+    s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")
+    s.add_argument("--samples", type=int, help="kept sweeps per chain (default 100)")
+    s.add_argument("--temperature", type=float, help="T of exp(-E/T) (default 1)")
+    s.add_argument("--proposal-temperature", type=float, help="proposal temperature (default 1)")
+    s.add_argument("--scan", choices=["random", "systematic"], help="position order")
+    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.add_argument("--out", default=None, help="output directory (default runs/sample)")
+    s.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("score", help="energies of sequences (norm = negative PLL, raw)")
+    c.add_argument("sequences", nargs="*", help="sequences to score")
+    c.add_argument("--file", help="FASTA or one sequence per line ('-' for stdin)")
+    c.add_argument("--model", default="antiberty", help=model_help)
+    c.add_argument("--energy", choices=["norm", "raw", "both"], default="both")
+    c.add_argument("--format", choices=["table", "json"], default="table")
+    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    return parser
+
+
+def _finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    if args.command == "sample":
+        args.out_given = args.out is not None
+        if args.out is None:
+            args.out = "runs/sample"
+    return args
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

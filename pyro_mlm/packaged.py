@@ -1,0 +1,236 @@
+"""Real pretrained masked LMs that ship inside PyPI wheels, loaded offline.
+
+Only the packages' data files are read, never their code:
+
+============  =========================  ==========================================
+name          install                    model
+============  =========================  ==========================================
+antiberty     ``antiberty==0.1.3``       BERT, 8 layers, hidden 512, 25 tokens
+sapiens-h/-l  ``sapiens==1.0.5``         fairseq RoBERTa, 4 layers, hidden 128,
+              (``--no-deps``)            heavy / light antibody chains, <= 142 residues
+rxnmapper     ``rxnmapper==0.4.3``       ALBERT over reaction SMILES, 591 tokens
+              (``--no-deps``)
+============  =========================  ==========================================
+
+Sapiens ships fairseq checkpoints; :func:`fairseq_roberta_state_dict` maps them onto
+``RobertaForMaskedLM`` without fairseq (the test suite checks the converted model
+against a forward pass written from the checkpoint's own tensors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from pyro_mlm.models import MaskedLM
+
+REQUIREMENTS = {
+    "antiberty": "pip install 'antiberty==0.1.3'",
+    "sapiens": "pip install --no-deps 'sapiens==1.0.5'",
+    "rxnmapper": "pip install --no-deps 'rxnmapper==0.4.3'",
+}
+
+# fairseq's Dictionary puts these four first, then dict.txt in order, then <mask>
+FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+
+# the reaction-SMILES regex of Schwaller et al. (2019), one match per token
+SMILES_TOKEN = re.compile(
+    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>>|>|\*|\$|%[0-9]{2}|[0-9])"
+)
+
+
+def package_dir(package: str) -> str:
+    """Directory of an installed package, or a ValueError saying how to install it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"the {package} model is not installed (an optional extra); run: "
+            f"{REQUIREMENTS[package]}"
+        )
+    return str(next(iter(spec.submodule_search_locations)))
+
+
+def _require(path: str, package: str) -> str:
+    if not os.path.exists(path):
+        raise ValueError(
+            f"the installed {package} package has no model file at {path}; this loader "
+            f"reads the files of one version only: {REQUIREMENTS[package]}"
+        )
+    return path
+
+
+def load_antiberty(device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
+    """AntiBERTy from ``antiberty==0.1.3`` as ``BertForMaskedLM`` (its extra heads dropped)."""
+    from transformers import BertForMaskedLM, BertTokenizer
+
+    from pyro_mlm.models import MaskedLM, quiet_transformers
+
+    root = os.path.join(package_dir("antiberty"), "trained_models")
+    checkpoint = _require(os.path.join(root, "AntiBERTy_md_smooth"), "antiberty")
+    vocab = _read_vocab(_require(os.path.join(root, "vocab.txt"), "antiberty"))
+    with quiet_transformers():
+        model = BertForMaskedLM.from_pretrained(checkpoint, dtype=dtype)
+    # transformers 5.x ignores vocab_file=; vocab= builds the real mapping
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
+    return MaskedLM(model.to(device), tokenizer, split=list, name="antiberty")  # type: ignore[arg-type]
+
+
+def load_sapiens(chain: str, device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
+    """Sapiens heavy (``"H"``) or light (``"L"``/``"K"``) chain model as ``RobertaForMaskedLM``."""
+    from transformers import BertTokenizer, RobertaForMaskedLM
+
+    from pyro_mlm.models import MaskedLM
+
+    key = str(chain).upper()
+    if key not in ("H", "L", "K"):
+        raise ValueError(f"Sapiens has heavy ('H') and light ('L') chain models, got {chain!r}")
+    root = os.path.join(package_dir("sapiens"), "models", "v1")
+    name = "checkpoint_vh.pt" if key == "H" else "checkpoint_vl.pt"
+    checkpoint = read_fairseq_checkpoint(_require(os.path.join(root, name), "sapiens"))
+    with open(_require(os.path.join(root, "dict.txt"), "sapiens"), encoding="utf-8") as handle:
+        symbols = [line.split()[0] for line in handle if line.strip()]
+    vocab = {tok: i for i, tok in enumerate([*FAIRSEQ_SPECIALS, *symbols, "<mask>"])}
+    config = fairseq_roberta_config(checkpoint["args"], len(vocab))
+    model = RobertaForMaskedLM(config)
+    model.load_state_dict(fairseq_roberta_state_dict(checkpoint["model"]), strict=True)
+    tokenizer = BertTokenizer(
+        vocab=vocab,
+        do_lower_case=False,
+        unk_token="<unk>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        mask_token="<mask>",
+    )
+    model = model.to(device=device, dtype=dtype)  # type: ignore[call-arg]
+    return MaskedLM(model, tokenizer, split=list, name=f"sapiens-{'h' if key == 'H' else 'l'}")
+
+
+def load_rxnmapper(device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
+    """rxnmapper's ALBERT masked LM over reaction SMILES, tokenised with the SMILES regex."""
+    from transformers import AlbertForMaskedLM, BertTokenizer
+
+    from pyro_mlm.models import MaskedLM, quiet_transformers
+
+    root = os.path.join(
+        package_dir("rxnmapper"), "models", "transformers", "albert_heads_8_uspto_all_1310k"
+    )
+    vocab = _read_vocab(_require(os.path.join(root, "vocab.txt"), "rxnmapper"))
+    with quiet_transformers():
+        model = AlbertForMaskedLM.from_pretrained(root, dtype=dtype)
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
+    special = set(tokenizer.all_special_tokens)
+    proposable = [tok for tok in vocab if not tok.startswith("[unused") and tok not in special]
+    return MaskedLM(
+        model.to(device),  # type: ignore[arg-type]
+        tokenizer,
+        split=split_smiles,
+        proposable=proposable,
+        name="rxnmapper",
+    )
+
+
+def split_smiles(text: str) -> list[str]:
+    """Tokens of a (reaction) SMILES string; raises on characters no token covers."""
+    tokens = SMILES_TOKEN.findall(text)
+    if "".join(tokens) != text:
+        covered = SMILES_TOKEN.sub("", text)
+        raise ValueError(f"not a SMILES string: {text!r} has untokenisable parts {covered!r}")
+    return list(tokens)
+
+
+PACKAGED: dict[str, Callable[[str | torch.device, torch.dtype], MaskedLM]] = {
+    "antiberty": load_antiberty,
+    "sapiens-h": lambda device, dtype: load_sapiens("H", device, dtype),
+    "sapiens-l": lambda device, dtype: load_sapiens("L", device, dtype),
+    "rxnmapper": load_rxnmapper,
+}
+
+
+# ---------------------------------------------------------------- fairseq conversion
+def read_fairseq_checkpoint(path: str) -> dict[str, Any]:
+    """``torch.load`` a fairseq checkpoint with only tensors and ``argparse.Namespace`` allowed."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(checkpoint)
+
+
+def fairseq_roberta_config(args: argparse.Namespace, vocab_size: int) -> Any:
+    """``RobertaConfig`` of a fairseq ``roberta`` checkpoint's hyper-parameters."""
+    from transformers import RobertaConfig
+
+    if getattr(args, "encoder_normalize_before", False):
+        raise ValueError("pre-LayerNorm fairseq RoBERTa checkpoints are not supported")
+    if getattr(args, "activation_fn", "gelu") != "gelu":
+        raise ValueError(f"unsupported activation {args.activation_fn!r} (expected gelu)")
+    return RobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=args.encoder_embed_dim,
+        num_hidden_layers=args.encoder_layers,
+        num_attention_heads=args.encoder_attention_heads,
+        intermediate_size=args.encoder_ffn_embed_dim,
+        hidden_act="gelu",
+        max_position_embeddings=args.max_positions + 2,  # fairseq offsets by padding_idx + 1
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_dropout_prob=args.dropout,
+        attention_probs_dropout_prob=args.attention_dropout,
+    )
+
+
+def fairseq_roberta_state_dict(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a fairseq RoBERTa ``model`` state dict to ``RobertaForMaskedLM``'s names.
+
+    fairseq has no token-type embedding; RoBERTa's single type row is set to zero,
+    which adds nothing to the embeddings.
+    """
+    enc = "decoder.sentence_encoder."
+    out: dict[str, torch.Tensor] = {
+        "roberta.embeddings.word_embeddings.weight": weights[enc + "embed_tokens.weight"],
+        "roberta.embeddings.position_embeddings.weight": weights[enc + "embed_positions.weight"],
+        "roberta.embeddings.LayerNorm.weight": weights[enc + "emb_layer_norm.weight"],
+        "roberta.embeddings.LayerNorm.bias": weights[enc + "emb_layer_norm.bias"],
+        "lm_head.dense.weight": weights["decoder.lm_head.dense.weight"],
+        "lm_head.dense.bias": weights["decoder.lm_head.dense.bias"],
+        "lm_head.layer_norm.weight": weights["decoder.lm_head.layer_norm.weight"],
+        "lm_head.layer_norm.bias": weights["decoder.lm_head.layer_norm.bias"],
+        "lm_head.decoder.weight": weights["decoder.lm_head.weight"],
+        "lm_head.decoder.bias": weights["decoder.lm_head.bias"],
+        "lm_head.bias": weights["decoder.lm_head.bias"],
+    }
+    hidden = out["roberta.embeddings.word_embeddings.weight"].shape[1]
+    out["roberta.embeddings.token_type_embeddings.weight"] = torch.zeros(1, hidden)
+    layers = {int(k.split(".")[3]) for k in weights if k.startswith(enc + "layers.")}
+    names = {
+        "self_attn.q_proj": "attention.self.query",
+        "self_attn.k_proj": "attention.self.key",
+        "self_attn.v_proj": "attention.self.value",
+        "self_attn.out_proj": "attention.output.dense",
+        "self_attn_layer_norm": "attention.output.LayerNorm",
+        "fc1": "intermediate.dense",
+        "fc2": "output.dense",
+        "final_layer_norm": "output.LayerNorm",
+    }
+    for i in sorted(layers):
+        for src, dst in names.items():
+            for kind in ("weight", "bias"):
+                out[f"roberta.encoder.layer.{i}.{dst}.{kind}"] = weights[
+                    f"{enc}layers.{i}.{src}.{kind}"
+                ]
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+def _read_vocab(path: str) -> dict[str, int]:
+    with open(path, encoding="utf-8") as handle:
+        return {line.rstrip("\n"): i for i, line in enumerate(handle) if line.strip()}

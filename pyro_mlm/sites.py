@@ -1,0 +1,120 @@
+"""Which positions a sampler may change, from the text a user types.
+
+Positions count the sequence's *content* tokens, 1-based: residues for protein models,
+word pieces for text models; the model's start and end tokens are not counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import torch
+
+from pyro_mlm.models import MaskedLM
+
+RANGES = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
+FREE_CHAR, FIXED_CHAR = "*", "."
+FREE_HELP = (
+    "'all'; 'masked' (the positions holding the mask token); 'cdrh3' (antibody heavy "
+    "chains: between the conserved YYC and WGxG motifs); 1-based ranges such as "
+    "'98-110' or '1-5,98-110'; or a mask string as long as the sequence, '*' free "
+    "and '.' fixed"
+)
+
+
+def cdr_h3_range(sequence: str) -> tuple[int, int]:
+    """1-based inclusive residue range of a heavy chain's CDR-H3.
+
+    It starts after the conserved ``YYC`` (or ``YFC``) that ends framework 3 and stops
+    before the ``WGxG`` that starts framework 4 (so it includes IMGT's 105-106).
+    """
+    start = sequence.find("YYC")
+    if start < 0:
+        start = sequence.find("YFC")
+    end = re.search(r"WG.G", sequence[start + 3 :]) if start >= 0 else None
+    if start < 0 or end is None:
+        raise ValueError(
+            "could not find the CDR-H3 (between the conserved 'YYC' and 'WGxG' motifs of a "
+            "heavy chain); give the residues to re-sample as a range, e.g. --free 98-110"
+        )
+    return start + 4, start + 3 + end.start()
+
+
+def parse_free(spec: str, tokens: torch.Tensor, mlm: MaskedLM) -> torch.Tensor:
+    """Boolean mask ``[L]`` over ``tokens`` of the positions named by ``spec``.
+
+    ``spec`` is one of: ``all``; ``masked``; ``cdrh3``; ranges ``"98-110,120"``
+    (1-based content positions, inclusive); a mask string of ``*`` (free) and ``.``
+    (fixed), one character per content position.
+    """
+    if tokens.dim() != 1:
+        raise ValueError(f"parse_free expects one sequence [L], got shape {tuple(tokens.shape)}")
+    content = mlm.content_positions(tokens)
+    n = len(content)
+    mask = torch.zeros(tokens.shape, dtype=torch.bool)
+    text = spec.strip()
+    if text == "all":
+        chosen = list(range(n))
+    elif text == "masked":
+        chosen = [k for k in range(n) if int(tokens[content[k]]) == mlm.mask_token_id]
+        if not chosen:
+            raise ValueError(
+                f"--free masked, but the sequence holds no mask token "
+                f"({mlm.tokenizer.mask_token!r}); mark the positions to sample with it"
+            )
+    elif text == "cdrh3":
+        if mlm.split is not list:
+            raise ValueError("--free cdrh3 needs a protein model (one token per residue)")
+        first, last = cdr_h3_range(mlm.decode(tokens))
+        chosen = list(range(first - 1, last))
+    elif RANGES.match(text):
+        chosen = []
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            first, last = int(lo), int(hi or lo)
+            if not 1 <= first <= last <= n:
+                raise ValueError(
+                    f"free range {part.strip()} falls outside the sequence, whose "
+                    f"positions are 1-{n}"
+                )
+            chosen.extend(range(first - 1, last))
+    elif set(text) <= {FREE_CHAR, FIXED_CHAR}:
+        if len(text) != n:
+            raise ValueError(
+                f"the free mask string has {len(text)} characters, the sequence {n} positions"
+            )
+        chosen = [k for k, c in enumerate(text) if c == FREE_CHAR]
+    else:
+        raise ValueError(f"cannot read free positions {spec!r}; use {FREE_HELP}")
+    if not chosen:
+        raise ValueError(f"--free {spec!r} selects no position")
+    mask[content[chosen]] = True
+    return mask
+
+
+def fill_masked(
+    conditionals: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    tokens: torch.Tensor,
+    where: torch.Tensor,
+    proposable_ids: torch.Tensor,
+) -> torch.Tensor:
+    r"""Give the positions ``where`` (``[C, L]`` bool) values drawn left to right.
+
+    Position :math:`t` gets :math:`x_t \sim \mathrm{softmax}(s_t(X_{\setminus t}))` over
+    the proposable tokens, given everything filled so far (later positions keep their
+    current tokens, typically the mask). A starting state for a sampler only: its law
+    does not matter to MH. ``conditionals(tokens [N, L], positions [N]) -> [N, K]`` as
+    :meth:`pyro_mlm.MLMEnergy.conditionals`.
+    """
+    out = tokens.clone()
+    proposable = proposable_ids.to(out.device)
+    for t in range(out.shape[-1]):
+        rows = where[:, t].nonzero().flatten()
+        if len(rows) == 0:
+            continue
+        positions = torch.full((len(rows),), t, dtype=torch.long, device=out.device)
+        logits = conditionals(out[rows], positions)
+        pick = torch.multinomial(torch.softmax(logits.float(), -1), 1).squeeze(-1)
+        out[rows, t] = proposable[pick]
+    return out
