@@ -456,8 +456,6 @@ def _to_cpu(state: Any) -> Any:
 def _to_device(state: Any, device: torch.device) -> Any:
     if isinstance(state, MHState):
         return MHState(*(t.to(device) for t in state))
-    if isinstance(state, (tuple, list)):  # an MHState that lost its type on the way
-        return MHState(*(t.to(device) for t in state))
     return state.to(device)
 
 
