@@ -31,7 +31,14 @@ if TYPE_CHECKING:
 
 LogitsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Parametrization = Literal["norm", "raw"]
-TOKEN_BUDGET = 2**16
+TOKEN_BUDGET = 2**16  # tokens per forward on accelerators: large batches keep them busy
+CPU_TOKEN_BUDGET = 2**12  # on CPUs ~4k tokens of activations stay in cache (bench/energy.py)
+
+
+def default_row_budget(length: int, device: torch.device) -> int:
+    """Masked rows per forward: ``4096 // L`` on CPU, ``65536 // L`` elsewhere (at least 1)."""
+    tokens = CPU_TOKEN_BUDGET if device.type == "cpu" else TOKEN_BUDGET
+    return max(1, tokens // length)
 
 
 class Evaluation(NamedTuple):
@@ -84,11 +91,11 @@ def evaluate(
 
     Row ``r`` of the work list is sequence ``b_r`` with position ``t_r`` masked, for
     every free ``(b, t)``; rows go to ``logits_fn(input_ids, attention_mask, positions)``
-    in chunks of ``row_budget`` (default ``2**16 // L``), so the peak memory is set by
+    in chunks of ``row_budget`` (default :func:`default_row_budget`), so the peak memory is set by
     the budget, not by ``B x L``.
     """
     batch, length = tokens.shape
-    budget = row_budget or max(1, TOKEN_BUDGET // length)
+    budget = row_budget or default_row_budget(length, tokens.device)
     seq_index, positions = free.nonzero(as_tuple=True)
     num_k = proposable_ids.numel()
     terms = torch.zeros(batch, length, dtype=torch.float32, device=tokens.device)
@@ -136,7 +143,7 @@ class MLMEnergy:
     temperature
         :math:`T` in the target :math:`p(X) \propto \exp(-E(X)/T)`.
     row_budget
-        Most masked rows per forward pass (default ``65536 // L``).
+        Most masked rows per forward pass (default ``4096 // L`` on CPU, ``65536 // L`` on GPU).
 
     Examples
     --------
