@@ -86,20 +86,24 @@ def evaluate(
     proposable_ids: torch.Tensor,
     parametrization: Parametrization = "norm",
     row_budget: int | None = None,
+    keep_conditionals: bool = True,
 ) -> Evaluation:
     """Energies and masked conditionals of ``tokens [B, L]`` in batched masked passes.
 
     Row ``r`` of the work list is sequence ``b_r`` with position ``t_r`` masked, for
     every free ``(b, t)``; rows go to ``logits_fn(input_ids, attention_mask, positions)``
-    in chunks of ``row_budget`` (default :func:`default_row_budget`), so the peak memory is set by
-    the budget, not by ``B x L``.
+    in chunks of ``row_budget`` (default :func:`default_row_budget`), so the working
+    memory is set by the budget, not by ``B x L``. The returned conditionals are
+    ``B x L x K`` floats; with ``keep_conditionals=False`` they are not kept (``logits``
+    is then ``[B, 0, K]``) and the peak memory no longer grows with ``B x L``.
     """
     batch, length = tokens.shape
     budget = row_budget or default_row_budget(length, tokens.device)
     seq_index, positions = free.nonzero(as_tuple=True)
     num_k = proposable_ids.numel()
     terms = torch.zeros(batch, length, dtype=torch.float32, device=tokens.device)
-    cond = torch.zeros(batch, length, num_k, dtype=torch.float32, device=tokens.device)
+    kept = length if keep_conditionals else 0
+    cond = torch.zeros(batch, kept, num_k, dtype=torch.float32, device=tokens.device)
     for start in range(0, seq_index.numel(), budget):
         seq = seq_index[start : start + budget]
         pos = positions[start : start + budget]
@@ -108,7 +112,8 @@ def evaluate(
         rows[torch.arange(seq.numel(), device=rows.device), pos] = mask_id
         logits = logits_fn(rows, attention_mask[seq], pos).to(tokens.device)
         terms[seq, pos] = energy_terms(logits, targets, parametrization)
-        cond[seq, pos] = logits[:, proposable_ids.to(logits.device)]
+        if keep_conditionals:
+            cond[seq, pos] = logits[:, proposable_ids.to(logits.device)]
     return Evaluation(terms.sum(-1), terms, cond)
 
 
@@ -173,10 +178,12 @@ class MLMEnergy:
         tokens = check_tokens(tokens, self.mlm)
         mask = resolve_free(free, tokens, self.mlm)
         flat = tokens.reshape(-1, tokens.shape[-1])
-        result = self.evaluate(flat, mask.reshape(flat.shape))
+        result = self.evaluate(flat, mask.reshape(flat.shape), keep_conditionals=False)
         return result.energy.reshape(tokens.shape[:-1])
 
-    def evaluate(self, tokens: torch.Tensor, free: torch.Tensor) -> Evaluation:
+    def evaluate(
+        self, tokens: torch.Tensor, free: torch.Tensor, keep_conditionals: bool = True
+    ) -> Evaluation:
         """Unchecked :func:`evaluate` on already validated ``[B, L]`` tokens and mask."""
         return evaluate(
             self.mlm.masked_logits,
@@ -187,6 +194,7 @@ class MLMEnergy:
             proposable_ids=self.mlm.proposable_ids,
             parametrization=self.parametrization,
             row_budget=self.row_budget,
+            keep_conditionals=keep_conditionals,
         )
 
     def conditionals(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

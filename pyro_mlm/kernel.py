@@ -415,7 +415,9 @@ class MaskedGibbs(_SweepKernel):
 
     def _current_energy(self) -> torch.Tensor:
         if self._energy_cache is None:
-            self._energy_cache = self.energy.evaluate(self._current_tokens(), self._free).energy
+            tokens = self._current_tokens()
+            result = self.energy.evaluate(tokens, self._free, keep_conditionals=False)
+            self._energy_cache = result.energy
         return self._energy_cache
 
 

@@ -88,6 +88,19 @@ def test_evaluation_returns_proposable_conditionals(mlm: MaskedLM) -> None:
     torch.testing.assert_close(result.terms.sum(-1), result.energy)
 
 
+def test_energy_alone_keeps_no_conditionals(mlm: MaskedLM) -> None:
+    """The energy alone does not hold B x L x K conditionals (bench/memory.py measures it)."""
+    tokens = _padded(mlm, SENTENCES)
+    free = ~mlm.special_mask(tokens)
+    energy = MLMEnergy(mlm, row_budget=3)
+    full = energy.evaluate(tokens, free)
+    lean = energy.evaluate(tokens, free, keep_conditionals=False)
+    assert lean.logits.shape == (len(SENTENCES), 0, len(mlm.proposable_ids))
+    torch.testing.assert_close(lean.energy, full.energy, atol=0, rtol=0)
+    torch.testing.assert_close(lean.terms, full.terms, atol=0, rtol=0)
+    torch.testing.assert_close(energy(tokens), full.energy, atol=0, rtol=0)
+
+
 def test_energy_accepts_leading_batch_dims(mlm: MaskedLM) -> None:
     ids = mlm.encode("a b c d")
     batch = torch.stack([ids, ids.flip(0)]).reshape(1, 2, -1)
