@@ -21,12 +21,10 @@ softmax, LayerNorm and GELU are not counted (they are not matmuls).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
 import torch
+from _report import machine, write_json
 
 from pyro_mlm import MaskedLM, MLMEnergy
 
@@ -154,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"max |E_pyro_mlm - E_reference| = {agree:.2e}")
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "device": args.device,
         "dtype": args.dtype,
         "threads": torch.get_num_threads(),
@@ -167,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_vs_reference": rows[0][1] / rows[1][1],
         "max_energy_difference": agree,
     }
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

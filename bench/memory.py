@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
+
+from _report import machine, write_json
 
 LENGTH = 128
 MIB = 2**20
@@ -133,15 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"energy alone: largest / smallest peak over chains {args.chains} = {spread:.2f}")
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "length": LENGTH,
         "rows": rows,
         "energy_peak_spread": spread,
     }
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

@@ -31,9 +31,6 @@ its per-proposal time, which is constant because every proposal costs the same r
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 
@@ -41,6 +38,7 @@ import arviz as az
 import numpy as np
 import pyro
 import torch
+from _report import machine, write_json
 
 from pyro_mlm import MaskedLM, MaskedMH, MLMEnergy
 from pyro_mlm.mh import accept_reject, log_acceptance_ratio
@@ -105,13 +103,7 @@ def run_pyro_mlm(
         tokens.append(params["tokens"])
         energies.append(kernel.current_energy.cpu())
         counts.append([float(info.acceptance_rate.sum()), float(info.is_novel.sum())])
-    seconds = time.perf_counter() - start
-    return (
-        seconds,
-        torch.stack(tokens).numpy(),
-        torch.stack(energies).numpy(),
-        np.array(counts),
-    )
+    return _trace(time.perf_counter() - start, tokens, energies, counts)
 
 
 def run_reference(
@@ -148,13 +140,17 @@ def run_reference(
             tokens.append(x.clone())
             energies.append(proposed if accepted else current)
             counts.append([float(accepted), float(accepted and moved)])
-    seconds = time.perf_counter() - start
-    return (
-        seconds,
-        torch.stack(tokens).numpy(),
-        torch.stack(energies).numpy(),
-        np.array(counts),
-    )
+    return _trace(time.perf_counter() - start, tokens, energies, counts)
+
+
+def _trace(
+    seconds: float,
+    tokens: list[torch.Tensor],
+    energies: list[torch.Tensor],
+    counts: list[list[float]],
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-proposal records stacked: ``(seconds, tokens, energies, counts)``."""
+    return seconds, torch.stack(tokens).numpy(), torch.stack(energies).numpy(), np.array(counts)
 
 
 def ess(energies: np.ndarray) -> float:
@@ -287,17 +283,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{extra['identical_path_over_reference_proposals']}"
         )
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "device": args.device,
         "dtype": args.dtype,
         "threads": torch.get_num_threads(),
         "rows": [asdict(r) for r in table],
         "tasks": extras,
     }
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

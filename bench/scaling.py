@@ -14,14 +14,12 @@ exponent ``b`` of ``time ~ a L^b`` (chains fixed) and ``time ~ a C^b``
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
 import numpy as np
 import pyro
 import torch
+from _report import machine, write_json
 
 from pyro_mlm import MaskedLM, MaskedMH, MLMEnergy
 
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"time per sweep ~ L^{b_length:.2f} (1 chain); ~ C^{b_chains:.2f} (L = "
           f"{args.length_for_chains})")  # fmt: skip
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": torch.get_num_threads(),
         "sweeps_timed": args.sweeps,
         "by_length": dict(zip(map(str, args.lengths), by_length, strict=True)),
@@ -84,11 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         "exponent_length": b_length,
         "exponent_chains": b_chains,
     }
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
+    write_json(args.json, result)
     plot(args, by_length, by_chains, b_length, b_chains)
-    print(f"wrote {args.json} and {args.plot}")
+    print(f"wrote {args.plot}")
     return 0
 
 
