@@ -15,6 +15,7 @@ sys.path.insert(0, HERE)
 
 import compare  # noqa: E402
 import data  # noqa: E402
+import scores  # noqa: E402
 import train  # noqa: E402
 
 needs_bible = pytest.mark.skipif(
@@ -30,10 +31,34 @@ def test_bleu_wraps_the_references() -> None:
     """sacrebleu wants a list of reference streams; a bare list of strings scores ~0."""
     hyp, ref = "the cat sat on a mat", "the cat sat on the mat"
     # precisions 5/6, 3/5, 2/4, 1/3, no brevity penalty: (1/12) ** (1/4) = 0.5373
-    assert compare.bleu([hyp], [ref]) == pytest.approx(53.73, abs=0.01)
-    assert compare.bleu([ref], [ref]) == pytest.approx(100.0)
+    assert scores.bleu([hyp], [ref]) == pytest.approx(53.73, abs=0.01)
+    assert scores.bleu([ref], [ref]) == pytest.approx(100.0)
     assert sacrebleu.corpus_bleu([hyp], [ref]).score < 1.0  # the silent mistake
-    assert compare.chrf([ref], [ref]) == pytest.approx(100.0)
+    assert scores.chrf([ref], [ref]) == pytest.approx(100.0)
+
+
+def test_bootstrap_bleu() -> None:
+    refs = ["the cat sat on the mat", "a dog ran in the park today", "birds sing at dawn",
+            "she reads a long book", "we walk to the old town"]  # fmt: skip
+    good = [["the cat sat on a mat", "a dog ran in the park", "birds sing at dawn",
+             "she reads a book", "we walk to the town"]]  # fmt: skip
+    bad = [["cat the", "dog a park", "sing birds", "a book long", "town old we"],
+           ["the mat", "ran today", "at dawn birds", "reads she", "walk we to"]]  # fmt: skip
+    # summed sentence statistics give sacrebleu's corpus BLEU exactly
+    stats = scores.bleu_statistics(good[0], refs).sum(axis=0)
+    assert scores.bleu_from_statistics(stats) == pytest.approx(scores.bleu(good[0], refs))
+    out = scores.bootstrap_bleu({"good": good, "bad": bad, "same": good}, refs,
+                                [("good", "bad"), ("good", "same")], resamples=200)  # fmt: skip
+    # resample 0 is the identity: the point difference is the plain difference of the
+    # mean-over-chains corpus BLEU
+    mean_bad = (scores.bleu(bad[0], refs) + scores.bleu(bad[1], refs)) / 2
+    d = out["differences"]["good - bad"]
+    assert d["difference"] == pytest.approx(scores.bleu(good[0], refs) - mean_bad)
+    assert d["p_a_above"] > 0.95 and d["lo"] > 0
+    same = out["differences"]["good - same"]
+    assert same["p_a_above"] == 0.0 and same["lo"] == same["hi"] == 0.0
+    lo, hi = out["intervals"]["good"]["lo"], out["intervals"]["good"]["hi"]
+    assert 0.0 <= lo < hi <= 100.0
 
 
 def test_normalise_and_book_split() -> None:
@@ -74,7 +99,7 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         result = json.load(handle)
     methods = ["warm start", "mask-predict (10)", "gibbs T=1.0", "gibbs T=0.5", "MH norm",
-               "MH raw"]  # fmt: skip
+               "MH raw", "MH norm T=0.5"]  # fmt: skip
     assert [(r["method"], r["length"]) for r in result["table"]] == [
         (m, length) for length in ("predicted", "oracle") for m in methods
     ]
@@ -91,3 +116,14 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
     for trace in result["traces"].values():
         assert len(trace["bleu"]) == len(trace["energy"]) == 3  # start + 2 epochs
     assert os.path.getsize(os.path.join(out, "mh_epochs.png")) > 10_000
+    for row in result["table"]:
+        assert row["bleu_interval"]["lo"] <= row["bleu_interval"]["hi"]
+    assert len(result["differences"]) == 3 * 4  # each MH row against each other row
+    with open(os.path.join(out, "outputs.json"), encoding="utf-8") as handle:
+        outputs = json.load(handle)
+    assert len(outputs["references"]) == len(outputs["sources"]) == 5
+    for label in ("predicted", "oracle"):
+        assert list(outputs[label]) == methods
+        for name, chains in outputs[label].items():
+            assert len(chains) == (1 if name in methods[:2] else 2)
+            assert all(len(c) == 5 for c in chains)

