@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="examples/translation/results")
     parser.add_argument("--max-pieces", type=int, default=24, help="longest source/target")
     parser.add_argument("--sentences", type=int, default=None, help="first N test verses")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--chains", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
         "--gibbs-low",
         type=float,
