@@ -177,8 +177,8 @@ def evaluate_length_setting(
     start = warm_start(translator.mlm, tokens, free)
     decoder_row("warm start", start, time.perf_counter() - t0)
     t0 = time.perf_counter()
-    decoder_row("mask-predict (10)", mask_predict(translator.mlm, tokens, free, 10), 0.0)
-    rows[-1]["seconds"] = time.perf_counter() - t0
+    filled = mask_predict(translator.mlm, tokens, free, 10)
+    decoder_row("mask-predict (10)", filled, time.perf_counter() - t0)
 
     # (name, kind, proposal temperature, target temperature)
     samplers = [
@@ -196,14 +196,13 @@ def evaluate_length_setting(
                           tau, temperature)  # fmt: skip
         seconds = time.perf_counter() - t0
         final = out["tokens"][-1]  # [B, chains, L]
-        per_chain = [texts(translator, final[:, c]) for c in range(args.chains)]
+        per_epoch = [[texts(translator, epoch[:, c]) for c in range(args.chains)]
+                     for epoch in out["tokens"]]  # fmt: skip
+        per_epoch_bleu = [float(np.mean([bleu(h, references) for h in chains]))
+                          for chains in per_epoch]  # fmt: skip
+        per_chain = per_epoch[-1]
         best = out["energies"][-1].argmin(-1)
         lowest = texts(translator, final[torch.arange(len(data)), best])
-        per_epoch_bleu = [
-            float(np.mean([bleu(texts(translator, out["tokens"][e][:, c]), references)
-                           for c in range(args.chains)]))
-            for e in range(args.epochs + 1)
-        ]  # fmt: skip
         traces[name] = {
             "bleu": per_epoch_bleu,
             "energy": out["energies"].mean(dim=(1, 2)).tolist(),
@@ -215,7 +214,7 @@ def evaluate_length_setting(
             {
                 "method": name,
                 "length": label,
-                "bleu": float(np.mean([bleu(h, references) for h in per_chain])),
+                "bleu": per_epoch_bleu[-1],
                 "bleu_lowest_energy": bleu(lowest, references),
                 "chrf": float(np.mean([chrf(h, references) for h in per_chain])),
                 "acceptance": out["acceptance"],
