@@ -4,18 +4,39 @@ Goyal, Dyer & Berg-Kirkpatrick (ICLR 2022) read an MLM as an energy model over t
 sequences; :class:`MaskedMH` samples it with Metropolis-Hastings using the MLM's own
 masked conditionals as proposals, and :class:`MaskedGibbs` is the degenerate
 always-accept baseline.
+
+The names below are imported on first use, so ``import pyro_mlm`` (and the command
+line's ``--help``) does not pay for torch, Pyro and ArviZ until they are needed.
 """
 
-from pyro_mlm.diagnostics import plot_energy_trace, summary, to_inference_data
-from pyro_mlm.energy import Evaluation, MLMEnergy
-from pyro_mlm.kernel import MaskedGibbs, MaskedMH
-from pyro_mlm.mh import MHInfo, MHState
-from pyro_mlm.models import MaskedLM
-from pyro_mlm.potential import MaskedUniformTokens, mlm_model, potential_fn
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_EXPORTS = {
+    "EnergyError": "pyro_mlm.target",
+    "Evaluation": "pyro_mlm.energy",
+    "MHInfo": "pyro_mlm.mh",
+    "MHState": "pyro_mlm.mh",
+    "MLMEnergy": "pyro_mlm.energy",
+    "MaskedGibbs": "pyro_mlm.kernel",
+    "MaskedLM": "pyro_mlm.models",
+    "MaskedMH": "pyro_mlm.kernel",
+    "MaskedUniformTokens": "pyro_mlm.potential",
+    "Target": "pyro_mlm.target",
+    "Vocabulary": "pyro_mlm.vocabulary",
+    "mlm_model": "pyro_mlm.potential",
+    "plot_energy_trace": "pyro_mlm.diagnostics",
+    "potential_fn": "pyro_mlm.potential",
+    "summary": "pyro_mlm.diagnostics",
+    "to_inference_data": "pyro_mlm.diagnostics",
+}
+
 __all__ = [
+    "EnergyError",
     "Evaluation",
     "MHInfo",
     "MHState",
@@ -24,9 +45,34 @@ __all__ = [
     "MaskedLM",
     "MaskedMH",
     "MaskedUniformTokens",
+    "Target",
+    "Vocabulary",
     "mlm_model",
     "plot_energy_trace",
     "potential_fn",
     "summary",
     "to_inference_data",
 ]
+
+if TYPE_CHECKING:
+    from pyro_mlm.diagnostics import plot_energy_trace, summary, to_inference_data
+    from pyro_mlm.energy import Evaluation, MLMEnergy
+    from pyro_mlm.kernel import MaskedGibbs, MaskedMH
+    from pyro_mlm.mh import MHInfo, MHState
+    from pyro_mlm.models import MaskedLM
+    from pyro_mlm.potential import MaskedUniformTokens, mlm_model, potential_fn
+    from pyro_mlm.target import EnergyError, Target
+    from pyro_mlm.vocabulary import Vocabulary
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyro_mlm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,8 +1,11 @@
 """The ``pyro-mlm`` command line: ``sample`` from a masked LM's energy, ``score`` sequences.
 
-No maths here: arguments become a :class:`pyro_mlm.runner.RunSpec` or an
-:class:`pyro_mlm.MLMEnergy` call, and every user error becomes one ``error:`` line on
-stderr with exit status 2.
+No maths here: arguments become a :class:`pyro_mlm.run.spec.RunSpec` or a scoring
+call. Everything that does not need the model's weights (sequences, free positions,
+lengths, the seed, the run directory, the device) is checked first, from the model's
+tokenizer alone, so a typo costs a second, not a model load. Every user error
+(``ValueError``, ``TypeError``, ``OSError``) becomes one ``error:`` line on stderr
+with exit status 2; anything else is a bug and shows its traceback.
 
     pyro-mlm sample --sequence EVQLVESGG...WGQGTLVTVSS --free cdrh3 --chains 4 --out runs/h3
     pyro-mlm sample --resume runs/h3
@@ -12,27 +15,22 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from pyro_mlm import __version__
 from pyro_mlm.packaged import PACKAGED
-from pyro_mlm.runner import (
-    CHECKPOINT_FILE,
-    REPORT_FILES,
-    SAMPLES_FILE,
-    SPEC_FILE,
-    RunResult,
-    RunSpec,
-    build_kernel,
-    sample_to_directory,
-)
+from pyro_mlm.run.spec import RunSpec
+from pyro_mlm.run.store import CHECKPOINT_FILE, REPORT_FILES, SAMPLES_FILE, SPEC_FILE
 from pyro_mlm.sites import FREE_HELP
+
+if TYPE_CHECKING:
+    from pyro_mlm.run.report import RunResult
+    from pyro_mlm.vocabulary import Vocabulary
 
 RUN_DEFAULTS: dict[str, Any] = {
     "model": "antiberty",
@@ -62,47 +60,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 
 # ---------------------------------------------------------------- sample
 def _sample(args: argparse.Namespace) -> int:
+    from pyro_mlm.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.run.spec import prepare
+
+    device = resolve_device(args.device)
     if args.resume:
         directory = args.resume
         spec = _resumed_spec(args, directory)
+        vocab = load_vocabulary(spec.model)
     else:
         directory = args.out
         _check_new_directory(directory)
-        spec = None
-    mlm = _load(spec.model if spec else (args.model or RUN_DEFAULTS["model"]), args.device)
-    if spec is None:
-        spec = _new_spec(args, mlm)
-    build_kernel(spec, mlm)  # checks sequences and free positions before anything is written
+        vocab = load_vocabulary(args.model or RUN_DEFAULTS["model"])
+        spec = _new_spec(args, vocab)
+    prepare(spec, vocab)  # sequences, lengths and free positions, before the weights load
+    if args.resume:
+        _check_resumable(directory, spec)
+        if args.samples is not None and args.samples != spec.samples:
+            from pyro_mlm.run.store import write_atomic
+
+            spec = spec.replace(samples=args.samples)
+            write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
+    print(f"loading {spec.model} ...", file=sys.stderr, flush=True)
+    mlm = load_model(spec.model, device=device)
     print(
         f"{mlm}: {spec.kernel}/{spec.energy}, {spec.chains} chains, "
         f"{spec.warmup} warm-up + {spec.samples} sweeps -> {directory}",
         file=sys.stderr,
     )
+    from pyro_mlm.run.loop import sample_to_directory
+
     result = sample_to_directory(
         spec, mlm, directory, resume=bool(args.resume), progress=not args.no_progress
     )
-    _print_result(result, spec, mlm, directory)
+    _print_result(result, spec, directory)
     return 0 if result.completed else 130
 
 
-def _new_spec(args: argparse.Namespace, mlm: Any) -> RunSpec:
+def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
     texts: list[str] = list(args.sequence or [])
     if args.sequences_file:
-        texts += _read_sequences(args.sequences_file)
+        texts += read_sequences(args.sequences_file)
+    mask = str(vocab.tokenizer.mask_token)
     if args.length is not None:
         if texts:
             raise UsageError("give starting sequences or --length, not both")
         if args.length < 1:
             raise UsageError(f"--length must be >= 1, got {args.length}")
-        mask = str(mlm.tokenizer.mask_token)
-        texts = [(mask if mlm.split is not None else mask + " ") * args.length]
+        texts = [(mask if vocab.split is not None else mask + " ") * args.length]
     if not texts:
         raise UsageError("give a starting sequence (--sequence, --sequences-file) or --length N")
     chains = args.chains if args.chains is not None else (len(texts) if len(texts) > 1 else 4)
@@ -112,15 +124,20 @@ def _new_spec(args: argparse.Namespace, mlm: Any) -> RunSpec:
         texts = texts * chains
     elif len(texts) != chains:
         raise UsageError(f"{len(texts)} starting sequences for {chains} chains; give 1 or {chains}")
-    mask_text = str(mlm.tokenizer.mask_token)
-    free = args.free or ("masked" if any(mask_text in t for t in texts) else "all")
+    free = args.free or ("masked" if any(mask in t for t in texts) else "all")
     values = {
         k: getattr(args, k) if getattr(args, k) is not None else v for k, v in RUN_DEFAULTS.items()
     }
     for name in ("warmup", "samples"):
         if values[name] < 0 or (name == "samples" and values[name] < 1):
             raise UsageError(f"--{name} must be {'>= 1' if name == 'samples' else '>= 0'}")
-    return RunSpec(sequences=tuple(texts), free=free, **values)
+    if not 0 <= values["seed"] < 2**32:
+        raise UsageError(f"--seed must be in [0, {2**32 - 1}], got {values['seed']}")
+    for name in ("temperature", "proposal_temperature"):
+        if not 0 < values[name] < float("inf"):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be finite and > 0, got {values[name]}; use e.g. 1.0")
+    return RunSpec(sequences=tuple(texts), free=free, **values).validate()
 
 
 def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
@@ -129,8 +146,7 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
         raise UsageError(f"--resume {directory}: no {SPEC_FILE} there, so no run to continue")
     if not os.path.isfile(os.path.join(directory, CHECKPOINT_FILE)):
         raise UsageError(f"--resume {directory}: no {CHECKPOINT_FILE} there, it cannot continue")
-    with open(path, encoding="utf-8") as handle:
-        spec = RunSpec.from_json(handle.read())
+    spec = RunSpec.read(path)
     if args.sequence or args.sequences_file or args.length is not None or args.out_given:
         raise UsageError(
             "--resume takes the starting sequences and settings from the run directory; "
@@ -149,13 +165,17 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
             + ", ".join(f"{k}={saved[k]!r}" for k in clash)
             + "; drop those options to continue it, or start a new run with another --out"
         )
-    if args.samples is not None:
-        if args.samples < spec.samples:
-            raise UsageError(f"--samples {args.samples} is fewer than the run's {spec.samples}")
-        spec = RunSpec(**{**spec.__dict__, "samples": args.samples})
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(spec.to_json())
+    if args.samples is not None and args.samples < spec.samples:
+        raise UsageError(f"--samples {args.samples} is fewer than the run's {spec.samples}")
     return spec
+
+
+def _check_resumable(directory: str, spec: RunSpec) -> None:
+    """Read the checkpoint and every draw line once, so damage shows before the weights load."""
+    from pyro_mlm.run.store import load_checkpoint, read_draws
+
+    load_checkpoint(os.path.join(directory, CHECKPOINT_FILE), ("kernel", "rng", "initial_tokens"))
+    read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
 
 
 def _check_new_directory(directory: str) -> None:
@@ -171,33 +191,44 @@ def _check_new_directory(directory: str) -> None:
         raise UsageError(
             f"output directory {directory} holds files of another run; choose another --out"
         )
+    parent = os.path.dirname(os.path.abspath(directory))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {directory}: cannot create it, {parent} is not writable")
 
 
-def _print_result(result: RunResult, spec: RunSpec, mlm: Any, directory: str) -> None:
+def _print_result(result: RunResult, spec: RunSpec, directory: str) -> None:
+    from pyro_mlm.diagnostics import MIN_DRAWS
+
     state = "finished" if result.completed else "INTERRUPTED"
     print(
         f"\n{state}: {result.draws} draws per chain x {spec.chains} chains "
         f"({result.seconds:.1f} s this session); acceptance rate "
         f"{result.acceptance_rate:.3f}, novel acceptance rate {result.novel_rate:.3f}"
     )
-    if result.summary is not None:
-        print("\nconvergence (R-hat near 1 and large ESS are good):")
-        print(result.summary.to_string())
-        worst = float(result.summary["r_hat"].max())
-        if not worst < 1.05:  # NaN too: a chain that never moved
+    if result.summary is not None and result.idata is not None:
+        if result.draws < MIN_DRAWS:
             print(
-                f"NOT CONVERGED: max R-hat {worst:.2f} (want < 1.01-1.05); run more sweeps "
-                f"(pyro-mlm sample --resume {directory} --samples N) before trusting the draws"
+                f"\nconvergence: not assessed; R-hat and ESS need at least {MIN_DRAWS} draws "
+                f"per chain and this run has {result.draws} (continue it: pyro-mlm sample "
+                f"--resume {directory} --samples {max(spec.samples, 100)})"
             )
-        tokens = result.idata.posterior["tokens"].values
-        free = _free_mask(spec, mlm)
-        counts = collections.Counter(
-            mlm.tokens_text(row[free], sep="" if mlm.split is not None else " ")
-            for row in tokens.reshape(-1, tokens.shape[-1])
-        )
+        else:
+            print("\nconvergence (R-hat near 1 and large ESS are good):")
+            print(result.summary.to_string())
+            worst = float(result.summary["r_hat"].max())
+            if not worst < 1.05:  # NaN too: a chain that never moved
+                print(
+                    f"NOT CONVERGED: max R-hat {worst:.2f} (want < 1.01-1.05); run more "
+                    f"sweeps (pyro-mlm sample --resume {directory} --samples N) before "
+                    "trusting the draws"
+                )
+        regions = result.idata.posterior["free_region"].values.ravel()
+        counts = Counter(str(r) for r in regions)
         print("\nmost frequent values of the free positions:")
         for text, count in counts.most_common(5):
-            print(f"  {text}  {count / max(sum(counts.values()), 1):.3f}")
+            print(f"  {text}  {count / max(len(regions), 1):.3f}")
     written = [
         f for f in (SAMPLES_FILE, *REPORT_FILES) if os.path.exists(os.path.join(directory, f))
     ]
@@ -206,39 +237,21 @@ def _print_result(result: RunResult, spec: RunSpec, mlm: Any, directory: str) ->
         print(f"continue with: pyro-mlm sample --resume {directory}")
 
 
-def _free_mask(spec: RunSpec, mlm: Any) -> Any:
-    from pyro_mlm.sites import parse_free
-
-    return parse_free(spec.free, mlm.encode(spec.sequences[0]), mlm).numpy()
-
-
 # ---------------------------------------------------------------- score
 def _score(args: argparse.Namespace) -> int:
-    from pyro_mlm.energy import MLMEnergy
+    from pyro_mlm.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.score import encode_all, score_sequences
 
+    device = resolve_device(args.device)
     texts = list(args.sequences)
     if args.file:
-        texts += _read_sequences(args.file)
+        texts += read_sequences(args.file)
     if not texts:
         raise UsageError("give sequences to score as arguments or with --file")
-    mlm = _load(args.model, args.device)
+    encode_all(load_vocabulary(args.model), texts)  # every sequence checked before the weights
+    mlm = load_model(args.model, device=device)
     kinds = ["norm", "raw"] if args.energy == "both" else [args.energy]
-    energies = {kind: MLMEnergy(mlm, kind) for kind in kinds}  # type: ignore[arg-type]
-    rows = []
-    for text in texts:
-        ids = mlm.encode(text)
-        if mlm.max_length is not None and len(ids) > mlm.max_length:
-            raise UsageError(
-                f"sequence {text[:30]!r}... has {len(ids)} tokens; {mlm.name} takes at most "
-                f"{mlm.max_length}"
-            )
-        free = ~mlm.special_mask(ids)
-        row: dict[str, Any] = {"sequence": text, "positions": int(free.sum())}
-        for kind, energy in energies.items():
-            row[f"energy_{kind}"] = round(float(energy(ids, free)), 4)
-        if "norm" in energies:
-            row["norm_per_position"] = round(row["energy_norm"] / max(row["positions"], 1), 4)
-        rows.append(row)
+    rows = score_sequences(mlm, texts, kinds, progress=not args.no_progress)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
@@ -252,23 +265,31 @@ def _score(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- shared
-def _load(model: str, device: str | None) -> Any:
-    from pyro_mlm.models import MaskedLM
+def read_sequences(path: str) -> list[str]:
+    """Sequences from a FASTA file (``>`` headers) or one per line; ``-`` reads stdin.
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return MaskedLM.from_pretrained(model, device=device)
-
-
-def _read_sequences(path: str) -> list[str]:
-    """Sequences from a FASTA file (``>`` headers) or one per line; ``-`` reads stdin."""
+    A file that is not UTF-8 text (a binary file, say) is a ``ValueError`` naming it.
+    """
     if path == "-":
         lines = sys.stdin.read().splitlines()
     else:
         if not os.path.isfile(path):
             raise UsageError(f"no such file: {path}")
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise UsageError(
+                f"{path} is not a text file (byte {err.start} is not UTF-8); give FASTA or "
+                "one sequence per line"
+            ) from err
+        if "\x00" in text:
+            raise UsageError(
+                f"{path} is not a text file (it holds NUL bytes); give FASTA or one "
+                "sequence per line"
+            )
+        lines = text.splitlines()
     if any(line.startswith(">") for line in lines):
         out: list[str] = []
         for line in lines:
@@ -295,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Sample sequences from a masked language model's energy with exact "
         "Metropolis-Hastings (Goyal et al., ICLR 2022), and score sequences.",
     )
+    parser.add_argument("--version", action="version", version=f"pyro-mlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     model_help = (
         f"packaged model ({models}), a local directory, or a Hugging Face hub id "
@@ -315,11 +337,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, help="T of exp(-E/T) (default 1)")
     s.add_argument("--proposal-temperature", type=float, help="proposal temperature (default 1)")
     s.add_argument("--scan", choices=["random", "systematic"], help="position order")
-    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.add_argument("--seed", type=int, help="random seed, 0 to 2**32-1 (default 0)")
     s.add_argument("--out", default=None, help="output directory (default runs/sample)")
     s.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     s.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress (default: a bar on a terminal, a line every 30 s in a log)",
+    )
 
     c = sub.add_parser("score", help="energies of sequences (norm = negative PLL, raw)")
     c.add_argument("sequences", nargs="*", help="sequences to score")
@@ -328,6 +354,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--energy", choices=["norm", "raw", "both"], default="both")
     c.add_argument("--format", choices=["table", "json"], default="table")
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    c.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     return parser
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 SUMMARY_VARS = ("energy", "hamming")
+MIN_DRAWS = 4  # ArviZ's R-hat and ESS need at least 4 draws per chain
 
 
 def _arviz() -> ModuleType:
@@ -60,8 +61,11 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
     hamming = (tokens != start.unsqueeze(1)).sum(-1)
     temperature = float(diags[0]["temperature"])
     energy = stacked("energy")
+    mlm = mcmc.kernel.energy.mlm
+    sequence = np.array([[mlm.decode(row) for row in chain] for chain in tokens], dtype=object)
     return {
         "tokens": tokens.numpy(),
+        "sequence": sequence,
         "energy": energy,
         "hamming": hamming.double().numpy(),
         "lp": -energy / temperature,
@@ -77,7 +81,8 @@ def to_inference_data(mcmc: Any) -> Any:
     Groups
     ------
     posterior
-        ``tokens`` (chain, draw, position) int64; ``energy`` (total energy, not
+        ``tokens`` (chain, draw, position) int64; ``sequence`` (the decoded text);
+        ``energy`` (total energy, not
         divided by temperature); ``hamming`` (positions differing from the chain's
         start).
     sample_stats
@@ -89,21 +94,30 @@ def to_inference_data(mcmc: Any) -> Any:
     >>> idata = to_inference_data(mcmc)                          # doctest: +SKIP
     >>> summary(idata)                                          # doctest: +SKIP
     """
-    return inference_data_from_draws(draws_by_chain(mcmc))
+    data = draws_by_chain(mcmc)
+    first = torch.as_tensor(data["tokens"][0, 0])
+    return inference_data_from_draws(data, residue=mcmc.kernel.energy.mlm.residue_numbers(first))
 
 
-def inference_data_from_draws(data: dict[str, np.ndarray]) -> Any:
+def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) -> Any:
     """ArviZ ``InferenceData`` from per-draw arrays ``[chain, draw, ...]``.
 
-    ``data`` holds ``tokens``, ``energy`` and ``hamming`` (posterior) and any of
-    ``lp``, ``acceptance_rate``, ``is_novel``, ``accept_prob`` (sample stats), as
+    ``data`` holds ``tokens``, ``energy`` and ``hamming`` and any of ``sequence`` and
+    ``free_region`` (strings) for the posterior, and any of ``lp``,
+    ``acceptance_rate``, ``is_novel``, ``accept_prob`` (sample stats), as
     :func:`draws_by_chain` returns them or as the command line reads them back from
-    ``samples.jsonl``.
+    ``samples.jsonl``. ``residue [L]``, when given, becomes a coordinate of the
+    ``position`` axis: the 1-based content numbering that ``--free`` uses (0 at
+    special tokens).
     """
     missing = {"tokens", "energy", "hamming"} - set(data)
     if missing:
         raise ValueError(f"draws lack {sorted(missing)}")
-    posterior = {k: np.asarray(data[k]) for k in ("tokens", "energy", "hamming")}
+    variables = ("tokens", "sequence", "free_region", "energy", "hamming")
+    posterior = {k: np.asarray(data[k]) for k in variables if k in data}
+    for key in ("sequence", "free_region"):
+        if key in posterior:  # fixed-width unicode, which netCDF stores without pickling
+            posterior[key] = posterior[key].astype(str)
     names = ("lp", "acceptance_rate", "is_novel", "accept_prob")
     stats = {k: np.asarray(data[k]) for k in names if k in data}
     dims = {"tokens": ["position"]}
@@ -112,15 +126,42 @@ def inference_data_from_draws(data: dict[str, np.ndarray]) -> Any:
         # a short run (fewer draws than chains) is valid; ArviZ suspects a transposed array
         warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
         if _arviz_major() >= 1:  # pragma: no cover - ArviZ 1.x needs Python >= 3.12
-            return az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
-        return az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
+            idata = az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
+        else:
+            idata = az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
+    if residue is not None:
+        numbers = np.asarray(residue, dtype=np.int64)
+        idata.posterior = idata.posterior.assign_coords(residue=("position", numbers))
+    return idata
 
 
 def summary(idata: Any, var_names: tuple[str, ...] = SUMMARY_VARS) -> Any:
-    """R-hat, bulk and tail ESS (and MCSE) of float summaries, as a pandas DataFrame."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant chains: r_hat is NaN
-        return _arviz().summary(idata, var_names=list(var_names), kind="diagnostics")
+    """Mean, sd, HDI, MCSE, bulk and tail ESS and R-hat of float summaries (a DataFrame).
+
+    With fewer than ``MIN_DRAWS`` (4) draws per chain, MCSE, ESS and R-hat cannot be
+    computed and are NaN (the caller says why: see :func:`draws_per_chain`).
+    """
+    import logging
+
+    arviz_log = logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)  # ArviZ logs its shape and NaN checks as warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # constant chains: r_hat is NaN
+            if draws_per_chain(idata) >= MIN_DRAWS:
+                return _arviz().summary(idata, var_names=list(var_names), kind="all")
+            table = _arviz().summary(idata, var_names=list(var_names), kind="stats")
+    finally:
+        arviz_log.setLevel(level)
+    for column in ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"):
+        table[column] = np.nan
+    return table
+
+
+def draws_per_chain(idata: Any) -> int:
+    """Draws per chain of an InferenceData's posterior."""
+    return int(idata.posterior.sizes["draw"])
 
 
 def plot_energy_trace(idata: Any, path: str | None = None) -> Any:

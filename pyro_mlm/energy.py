@@ -19,7 +19,7 @@ proposals with no further forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
@@ -98,23 +98,44 @@ def evaluate(
     is then ``[B, 0, K]``) and the peak memory no longer grows with ``B x L``.
     """
     batch, length = tokens.shape
-    budget = row_budget or default_row_budget(length, tokens.device)
-    seq_index, positions = free.nonzero(as_tuple=True)
     num_k = proposable_ids.numel()
     terms = torch.zeros(batch, length, dtype=torch.float32, device=tokens.device)
     kept = length if keep_conditionals else 0
     cond = torch.zeros(batch, kept, num_k, dtype=torch.float32, device=tokens.device)
-    for start in range(0, seq_index.numel(), budget):
-        seq = seq_index[start : start + budget]
-        pos = positions[start : start + budget]
-        rows = tokens[seq].clone()
-        targets = rows[torch.arange(seq.numel(), device=rows.device), pos]
-        rows[torch.arange(seq.numel(), device=rows.device), pos] = mask_id
-        logits = logits_fn(rows, attention_mask[seq], pos).to(tokens.device)
+    for seq, pos, targets, logits in masked_rows(
+        logits_fn, tokens, free, attention_mask, mask_id=mask_id, row_budget=row_budget
+    ):
         terms[seq, pos] = energy_terms(logits, targets, parametrization)
         if keep_conditionals:
             cond[seq, pos] = logits[:, proposable_ids.to(logits.device)]
     return Evaluation(terms.sum(-1), terms, cond)
+
+
+def masked_rows(
+    logits_fn: LogitsFn,
+    tokens: torch.Tensor,
+    free: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    mask_id: int,
+    row_budget: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The masked passes behind an energy, chunk by chunk.
+
+    Yields ``(seq, pos, targets, logits)``: row ``r`` of the chunk is sequence
+    ``seq[r]`` with position ``pos[r]`` masked, ``targets[r]`` the token that was there
+    and ``logits [R, V]`` the model's scores at the masked position.
+    """
+    budget = row_budget or default_row_budget(tokens.shape[1], tokens.device)
+    seq_index, positions = free.nonzero(as_tuple=True)
+    for start in range(0, seq_index.numel(), budget):
+        seq = seq_index[start : start + budget]
+        pos = positions[start : start + budget]
+        rows = tokens[seq].clone()
+        index = torch.arange(seq.numel(), device=rows.device)
+        targets = rows[index, pos]
+        rows[index, pos] = mask_id
+        yield seq, pos, targets, logits_fn(rows, attention_mask[seq], pos).to(tokens.device)
 
 
 def masked_conditionals(
@@ -196,6 +217,25 @@ class MLMEnergy:
             row_budget=self.row_budget,
             keep_conditionals=keep_conditionals,
         )
+
+    def both(self, tokens: torch.Tensor, free: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"norm": E_norm [B], "raw": E_raw [B]}`` of ``[B, L]`` from one set of masked passes.
+
+        Unchecked, like :meth:`evaluate`; the temperature plays no part.
+        """
+        batch, length = tokens.shape
+        terms = {kind: torch.zeros(batch, length, device=tokens.device) for kind in ("norm", "raw")}
+        for seq, pos, targets, logits in masked_rows(
+            self.mlm.masked_logits,
+            tokens,
+            free,
+            self.mlm.attention_mask(tokens),
+            mask_id=self.mlm.mask_token_id,
+            row_budget=self.row_budget,
+        ):
+            for kind, table in terms.items():
+                table[seq, pos] = energy_terms(logits, targets, kind)  # type: ignore[arg-type]
+        return {kind: table.sum(-1) for kind, table in terms.items()}
 
     def conditionals(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Unchecked :func:`masked_conditionals` of ``tokens [C, L]`` at ``positions [C]``."""

@@ -21,6 +21,7 @@ from pyro_mlm.energy import Evaluation, MLMEnergy
 from pyro_mlm.mh import MHInfo, MHState, gibbs_step, mh_step
 from pyro_mlm.potential import ExtraPotential, mlm_model
 from pyro_mlm.proposals import Proposal, masked_conditional_proposal
+from pyro_mlm.target import Target
 from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
 
 Scan = Literal["random", "systematic"]
@@ -342,36 +343,27 @@ class MaskedMH(_SweepKernel):
         if extra_potential is not None and not callable(extra_potential):
             raise TypeError("extra_potential must be a callable tokens [N, L] -> energy [N]")
         self.extra_potential = extra_potential
+        self.target = Target(energy, [] if extra_potential is None else [extra_potential])
 
     def _evaluate(self, tokens: torch.Tensor, chain_index: torch.Tensor) -> Evaluation:
-        result = self.energy.evaluate(tokens, self._free[chain_index])
-        if self.extra_potential is None:
-            return result
-        extra = torch.as_tensor(self.extra_potential(tokens)).to(result.energy)
-        if extra.shape != result.energy.shape:
-            raise ValueError(
-                f"extra_potential returned shape {tuple(extra.shape)} for tokens of shape "
-                f"{tuple(tokens.shape)}; it must return one energy per sequence "
-                f"{tuple(result.energy.shape)}"
-            )
-        return result._replace(energy=result.energy + extra)
+        return self.target.evaluate(tokens, self._free[chain_index], chains=chain_index)
 
     def _start(self, tokens: torch.Tensor) -> None:
         chains = torch.arange(tokens.shape[0], device=tokens.device)
         result = self._evaluate(tokens, chains)
-        bad = ~torch.isfinite(result.energy)
+        bad = result.energy == float("inf")
         if bool(bad.any()):
             raise ValueError(
-                f"chains {bad.nonzero().flatten().tolist()} start where the energy is "
-                f"{result.energy[bad][0].item()} (e.g. a sequence extra_potential forbids); "
-                "MH could never leave such a state: start from an allowed sequence"
+                f"chains {bad.nonzero().flatten().tolist()} start where the energy is inf "
+                "(a sequence an extra potential forbids); MH could never leave such a "
+                "state: start from an allowed sequence"
             )
         self._state = MHState(tokens, result.energy, result.logits)
 
     def _step(self, positions: torch.Tensor) -> MHInfo:
         assert self._state is not None
         self._state, info = mh_step(
-            self._state, positions, self._propose, self._evaluate, self.energy.temperature
+            self._state, positions, self._propose, self._evaluate, self.target.temperature
         )
         return info
 
@@ -416,7 +408,10 @@ class MaskedGibbs(_SweepKernel):
     def _current_energy(self) -> torch.Tensor:
         if self._energy_cache is None:
             tokens = self._current_tokens()
-            result = self.energy.evaluate(tokens, self._free, keep_conditionals=False)
+            chains = torch.arange(tokens.shape[0], device=tokens.device)
+            result = Target(self.energy).evaluate(
+                tokens, self._free, chains=chains, keep_conditionals=False
+            )
             self._energy_cache = result.energy
         return self._energy_cache
 

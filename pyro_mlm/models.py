@@ -14,24 +14,12 @@ head is not position-wise falls back to the full forward (``head_mode="full"``).
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 
-_OFFSET_POSITION_MODELS = {
-    # position ids start at pad_token_id + 1, so max_position_embeddings overcounts
-    "roberta",
-    "xlm-roberta",
-    "xlm-roberta-xl",
-    "camembert",
-    "longformer",
-    "data2vec-text",
-    "roberta-prelayernorm",
-    "esm",
-}
+from pyro_mlm.vocabulary import Vocabulary, max_length_of
 
 ANTIBERTY_REQUIREMENT = "antiberty==0.1.3"
 
@@ -55,7 +43,7 @@ class _GatherHook:
         return output
 
 
-class MaskedLM:
+class MaskedLM(Vocabulary):
     """A Hugging Face masked language model with its tokenizer.
 
     Parameters
@@ -110,25 +98,15 @@ class MaskedLM:
                 "transformers.AutoModelForMaskedLM (e.g. BertForMaskedLM), not AutoModel "
                 "or a classification model."
             )
-        mask_id = getattr(tokenizer, "mask_token_id", None)
-        if mask_id is None:
-            raise ValueError(
-                f"the tokenizer {type(tokenizer).__name__} defines no mask token; a masked "
-                "LM needs one (tokenizer.mask_token)."
-            )
         self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.split = list if (char_level and split is None) else split
-        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        self.vocab_size = int(head.weight.shape[0])
-        self.mask_token_id = int(mask_id)
-        pad = getattr(tokenizer, "pad_token_id", None)
-        self.pad_token_id: int | None = None if pad is None else int(pad)
-        special = set(int(i) for i in getattr(tokenizer, "all_special_ids", []))
-        special.add(self.mask_token_id)
-        self.special_ids = torch.tensor(sorted(i for i in special if 0 <= i < self.vocab_size))
-        self.proposable_ids = self._resolve_proposable(proposable, special)
-        self.max_length = _max_length(model, tokenizer)
+        super().__init__(
+            tokenizer,
+            vocab_size=int(head.weight.shape[0]),
+            max_length=max_length_of(model.config, tokenizer),
+            proposable=proposable,
+            split=list if (char_level and split is None) else split,
+            name=name or getattr(model.config, "_name_or_path", "") or type(model).__name__,
+        )
         self._hook = _GatherHook()
         self.head_mode = "full"
         base = _encoder_of(model)
@@ -158,50 +136,9 @@ class MaskedLM:
         network access or a populated Hugging Face cache (when the hub cannot be
         reached, only the cache is tried, so an offline failure is quick).
         """
-        from pyro_mlm.packaged import PACKAGED
+        from pyro_mlm.load import load_model
 
-        if not isinstance(name_or_path, str) or not name_or_path:
-            raise TypeError(f"expected a model name or directory, got {name_or_path!r}")
-        loader = PACKAGED.get(name_or_path.lower())
-        if loader is not None:
-            return loader(device, dtype)
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-        is_dir = os.path.isdir(name_or_path)
-        if not is_dir and (
-            name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
-        ):
-            raise ValueError(
-                f"no model directory at {name_or_path!r} (packaged models: "
-                f"{', '.join(sorted(PACKAGED))})"
-            )
-        offline = not is_dir and not _hub_reachable()
-        if offline:
-            kwargs.setdefault("local_files_only", True)
-        try:
-            with quiet_transformers():
-                model = AutoModelForMaskedLM.from_pretrained(name_or_path, dtype=dtype, **kwargs)
-                tokenizer = AutoTokenizer.from_pretrained(
-                    name_or_path, local_files_only=bool(kwargs.get("local_files_only", False))
-                )
-        except (OSError, ValueError) as err:
-            known = ", ".join(sorted(PACKAGED))
-            if is_dir:
-                raise ValueError(
-                    f"could not load a masked LM from the directory {name_or_path!r}: {err}. "
-                    "It needs config.json, the weights and the tokenizer files."
-                ) from err
-            raise ValueError(
-                f"unknown model {name_or_path!r}: not a packaged model ({known}), not a "
-                + (
-                    "local directory, and the Hugging Face hub cannot be reached (offline) "
-                    "nor is it in the local cache. Offline, use a packaged model or a local "
-                    "directory saved with save_pretrained(); online, check the hub id."
-                    if offline
-                    else f"local directory, and the hub could not serve it: {err}"
-                )
-            ) from err
-        return cls(model.to(device), tokenizer, proposable=proposable, name=name_or_path)
+        return load_model(name_or_path, device=device, dtype=dtype, proposable=proposable, **kwargs)
 
     @classmethod
     def antiberty(
@@ -254,85 +191,6 @@ class MaskedLM:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def encode(self, text: str) -> torch.Tensor:
-        """Token ids of ``text`` with the model's special tokens, as LongTensor ``[L]``.
-
-        With ``split`` (packaged protein and chemistry models) the text is split into
-        vocabulary tokens and wrapped in the start and end tokens; any piece outside
-        the vocabulary raises ``ValueError`` naming it and the allowed tokens.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        if self.split is None:
-            ids = torch.tensor(self.tokenizer(text)["input_ids"], dtype=torch.long)
-            unk = getattr(self.tokenizer, "unk_token_id", None)
-            unk_text = getattr(self.tokenizer, "unk_token", None)
-            if unk is not None and bool((ids == unk).any()) and (unk_text or "") not in text:
-                words = [w for w in text.split() if unk in self.tokenizer(w)["input_ids"]]
-                raise ValueError(
-                    f"sequence {_short(text)!r} has pieces outside the vocabulary of "
-                    f"{self.name} (they would become {unk_text!r}): {words[:10]}"
-                )
-            return ids
-        if not text:
-            raise ValueError(f"cannot encode an empty sequence with {self.name}")
-        vocab = self.tokenizer.get_vocab()
-        mask_text = str(self.tokenizer.mask_token)
-        pieces: list[str] = []
-        for i, part in enumerate(text.split(mask_text)):
-            if i:
-                pieces.append(mask_text)
-            pieces.extend(self.split(part) if part else [])
-        bad = sorted({p for p in pieces if p not in vocab})
-        if bad:
-            allowed = self.tokens_text(self.proposable_ids, sep=" " if len(vocab) > 40 else "")
-            shown = allowed if len(allowed) <= 200 else allowed[:200] + " ..."
-            raise ValueError(
-                f"sequence {_short(text)!r} has characters outside the vocabulary of "
-                f"{self.name}: {bad[:10]}; allowed: {shown}"
-            )
-        content = [int(vocab[p]) for p in pieces]
-        cls_id = getattr(self.tokenizer, "cls_token_id", None)
-        sep_id = getattr(self.tokenizer, "sep_token_id", None)
-        if cls_id is not None:
-            content.insert(0, int(cls_id))
-        if sep_id is not None:
-            content.append(int(sep_id))
-        return torch.tensor(content, dtype=torch.long)
-
-    def decode(self, ids: torch.Tensor | Sequence[int], skip_special_tokens: bool = True) -> str:
-        """Text of a token sequence (split-encoded tokens are joined with no spaces)."""
-        ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
-        if self.split is not None:
-            special = set(self.special_ids.tolist()) - {self.mask_token_id}
-            keep = [i for i in ids if not (skip_special_tokens and i in special)]
-            return self.tokens_text(keep)
-        return str(self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
-
-    def tokens_text(self, ids: torch.Tensor | Sequence[int], sep: str = "") -> str:
-        """The vocabulary strings of ``ids`` joined by ``sep``."""
-        ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
-        return sep.join(str(t) for t in self.tokenizer.convert_ids_to_tokens(ids))
-
-    def content_positions(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Indices of the non-special tokens of a ``[L]`` sequence (residues, words).
-
-        Position ``k`` (0-based) of the text is token ``content_positions(tokens)[k]``;
-        mask tokens count as content (they stand for a residue or word).
-        """
-        special = self.special_mask(tokens) & (tokens != self.mask_token_id)
-        return (~special).nonzero().flatten()
-
-    def special_mask(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Boolean mask of special tokens ([CLS], [SEP], [PAD], [MASK], ...)."""
-        return torch.isin(tokens, self.special_ids.to(tokens.device))
-
-    def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor:
-        """1 where a token is real, 0 at padding (all ones when there is no pad token)."""
-        if self.pad_token_id is None:
-            return torch.ones_like(tokens)
-        return (tokens != self.pad_token_id).long()
-
     # ------------------------------------------------------------------ forward
     def masked_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
@@ -372,39 +230,6 @@ class MaskedLM:
         return logits[:, : self.vocab_size].float().clone()
 
     # ------------------------------------------------------------------ helpers
-    def _resolve_proposable(
-        self, proposable: Iterable[int | str] | None, special: set[int]
-    ) -> torch.Tensor:
-        if proposable is None:
-            added = set(int(i) for i in getattr(self.tokenizer, "added_tokens_decoder", {}))
-            limit = min(self.vocab_size, len(self.tokenizer))
-            ids = [i for i in range(limit) if i not in special and i not in added]
-        else:
-            ids = []
-            for tok in proposable:
-                if isinstance(tok, str):
-                    tid = self.tokenizer.convert_tokens_to_ids(tok)
-                    unk = getattr(self.tokenizer, "unk_token_id", None)
-                    if tid is None or (
-                        tid == unk and tok != getattr(self.tokenizer, "unk_token", None)
-                    ):
-                        raise ValueError(f"proposable token {tok!r} is not in the vocabulary")
-                    ids.append(int(tid))
-                elif isinstance(tok, int) and not isinstance(tok, bool):
-                    ids.append(tok)
-                else:
-                    raise TypeError(f"proposable tokens must be ids or strings, got {tok!r}")
-            bad = [i for i in ids if not 0 <= i < self.vocab_size or i in special]
-            if bad:
-                raise ValueError(
-                    f"proposable ids {bad} are special or outside the vocabulary "
-                    f"[0, {self.vocab_size}); list ordinary tokens only"
-                )
-        ids = sorted(set(ids))
-        if not ids:
-            raise ValueError("the proposable token set is empty")
-        return torch.tensor(ids, dtype=torch.long)
-
     def _gather_matches_full(self) -> bool:
         """Check that the gather hook gives the plain forward's logits on a probe batch."""
         length = min(8, self.max_length or 8)
@@ -435,36 +260,10 @@ class MaskedLM:
         )
 
 
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether huggingface.co answers on port 443 (False when HF_HUB_OFFLINE is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no"):
-        return False
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _encoder_of(model: torch.nn.Module) -> torch.nn.Module | None:
     prefix = getattr(model, "base_model_prefix", "")
     base = getattr(model, prefix, None) if prefix else None
     return base if isinstance(base, torch.nn.Module) and base is not model else None
-
-
-def _max_length(model: torch.nn.Module, tokenizer: Any) -> int | None:
-    cfg = model.config
-    n = getattr(cfg, "max_position_embeddings", None)
-    if n is not None and getattr(cfg, "position_embedding_type", "absolute") == "absolute":
-        if getattr(cfg, "model_type", "") in _OFFSET_POSITION_MODELS:
-            n -= int(getattr(cfg, "pad_token_id", 1) or 0) + 1
-        return int(n)
-    limit = getattr(tokenizer, "model_max_length", None)
-    return int(limit) if isinstance(limit, int) and limit < 1_000_000 else None
 
 
 @contextlib.contextmanager

@@ -24,18 +24,23 @@ import importlib.util
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch and transformers load inside the functions: the CLI's help is instant
+    import torch
 
-if TYPE_CHECKING:
     from pyro_mlm.models import MaskedLM
+    from pyro_mlm.vocabulary import Vocabulary
 
 REQUIREMENTS = {
     "antiberty": "pip install 'antiberty==0.1.3'",
     "sapiens": "pip install --no-deps 'sapiens==1.0.5'",
     "rxnmapper": "pip install --no-deps 'rxnmapper==0.4.3'",
 }
+
+# Sapiens' RoBERTa takes 144 tokens: 142 residues with <s> and </s> (a test checks the loaded model)
+SAPIENS_MAX_LENGTH = 144
 
 # fairseq's Dictionary puts these four first, then dict.txt in order, then <mask>
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
@@ -66,40 +71,41 @@ def _require(path: str, package: str) -> str:
     return path
 
 
+def antiberty_vocabulary() -> Vocabulary:
+    """AntiBERTy's tokens from ``vocab.txt`` and ``config.json`` (no weights read)."""
+    from transformers import BertTokenizer
+
+    root = os.path.join(package_dir("antiberty"), "trained_models")
+    config = _read_config(os.path.join(root, "AntiBERTy_md_smooth", "config.json"), "antiberty")
+    vocab = _read_vocab(_require(os.path.join(root, "vocab.txt"), "antiberty"))
+    # transformers 5.x ignores vocab_file=; vocab= builds the real mapping
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
+    return _vocabulary(tokenizer, config, split=list, name="antiberty")
+
+
 def load_antiberty(device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
     """AntiBERTy from ``antiberty==0.1.3`` as ``BertForMaskedLM`` (its extra heads dropped)."""
-    from transformers import BertForMaskedLM, BertTokenizer
+    from transformers import BertForMaskedLM
 
     from pyro_mlm.models import MaskedLM, quiet_transformers
 
+    vocab = antiberty_vocabulary()
     root = os.path.join(package_dir("antiberty"), "trained_models")
     checkpoint = _require(os.path.join(root, "AntiBERTy_md_smooth"), "antiberty")
-    vocab = _read_vocab(_require(os.path.join(root, "vocab.txt"), "antiberty"))
     with quiet_transformers():
         model = BertForMaskedLM.from_pretrained(checkpoint, dtype=dtype)
-    # transformers 5.x ignores vocab_file=; vocab= builds the real mapping
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
-    return MaskedLM(model.to(device), tokenizer, split=list, name="antiberty")  # type: ignore[arg-type]
+    return MaskedLM(model.to(device), vocab.tokenizer, split=list, name=vocab.name)  # type: ignore[arg-type]
 
 
-def load_sapiens(chain: str, device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
-    """Sapiens heavy (``"H"``) or light (``"L"``/``"K"``) chain model as ``RobertaForMaskedLM``."""
-    from transformers import BertTokenizer, RobertaForMaskedLM
+def sapiens_vocabulary(chain: str) -> Vocabulary:
+    """Sapiens' tokens from ``dict.txt`` (no weights read; 142 residues at most)."""
+    from transformers import BertTokenizer
 
-    from pyro_mlm.models import MaskedLM
-
-    key = str(chain).upper()
-    if key not in ("H", "L", "K"):
-        raise ValueError(f"Sapiens has heavy ('H') and light ('L') chain models, got {chain!r}")
+    key = _sapiens_chain(chain)
     root = os.path.join(package_dir("sapiens"), "models", "v1")
-    name = "checkpoint_vh.pt" if key == "H" else "checkpoint_vl.pt"
-    checkpoint = read_fairseq_checkpoint(_require(os.path.join(root, name), "sapiens"))
     with open(_require(os.path.join(root, "dict.txt"), "sapiens"), encoding="utf-8") as handle:
         symbols = [line.split()[0] for line in handle if line.strip()]
     vocab = {tok: i for i, tok in enumerate([*FAIRSEQ_SPECIALS, *symbols, "<mask>"])}
-    config = fairseq_roberta_config(checkpoint["args"], len(vocab))
-    model = RobertaForMaskedLM(config)
-    model.load_state_dict(fairseq_roberta_state_dict(checkpoint["model"]), strict=True)
     tokenizer = BertTokenizer(
         vocab=vocab,
         do_lower_case=False,
@@ -109,31 +115,59 @@ def load_sapiens(chain: str, device: str | torch.device, dtype: torch.dtype) -> 
         cls_token="<s>",
         mask_token="<mask>",
     )
+    from pyro_mlm.vocabulary import Vocabulary
+
+    name = f"sapiens-{'h' if key == 'H' else 'l'}"
+    return Vocabulary(tokenizer, max_length=SAPIENS_MAX_LENGTH, split=list, name=name)
+
+
+def load_sapiens(chain: str, device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
+    """Sapiens heavy (``"H"``) or light (``"L"``/``"K"``) chain model as ``RobertaForMaskedLM``."""
+    from transformers import RobertaForMaskedLM
+
+    from pyro_mlm.models import MaskedLM
+
+    vocab = sapiens_vocabulary(chain)
+    root = os.path.join(package_dir("sapiens"), "models", "v1")
+    name = "checkpoint_vh.pt" if _sapiens_chain(chain) == "H" else "checkpoint_vl.pt"
+    checkpoint = read_fairseq_checkpoint(_require(os.path.join(root, name), "sapiens"))
+    config = fairseq_roberta_config(checkpoint["args"], len(vocab.tokenizer))
+    model = RobertaForMaskedLM(config)
+    model.load_state_dict(fairseq_roberta_state_dict(checkpoint["model"]), strict=True)
     model = model.to(device=device, dtype=dtype)  # type: ignore[call-arg]
-    return MaskedLM(model, tokenizer, split=list, name=f"sapiens-{'h' if key == 'H' else 'l'}")
+    return MaskedLM(model, vocab.tokenizer, split=list, name=vocab.name)
+
+
+def rxnmapper_vocabulary() -> Vocabulary:
+    """rxnmapper's SMILES tokens from ``vocab.txt`` and ``config.json`` (no weights read)."""
+    from transformers import BertTokenizer
+
+    root = _rxnmapper_dir()
+    config = _read_config(os.path.join(root, "config.json"), "rxnmapper")
+    vocab = _read_vocab(_require(os.path.join(root, "vocab.txt"), "rxnmapper"))
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
+    special = set(tokenizer.all_special_tokens)
+    proposable = [tok for tok in vocab if not tok.startswith("[unused") and tok not in special]
+    return _vocabulary(
+        tokenizer, config, split=split_smiles, name="rxnmapper", proposable=proposable
+    )
 
 
 def load_rxnmapper(device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
     """rxnmapper's ALBERT masked LM over reaction SMILES, tokenised with the SMILES regex."""
-    from transformers import AlbertForMaskedLM, BertTokenizer
+    from transformers import AlbertForMaskedLM
 
     from pyro_mlm.models import MaskedLM, quiet_transformers
 
-    root = os.path.join(
-        package_dir("rxnmapper"), "models", "transformers", "albert_heads_8_uspto_all_1310k"
-    )
-    vocab = _read_vocab(_require(os.path.join(root, "vocab.txt"), "rxnmapper"))
+    vocab = rxnmapper_vocabulary()
     with quiet_transformers():
-        model = AlbertForMaskedLM.from_pretrained(root, dtype=dtype)
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=False)
-    special = set(tokenizer.all_special_tokens)
-    proposable = [tok for tok in vocab if not tok.startswith("[unused") and tok not in special]
+        model = AlbertForMaskedLM.from_pretrained(_rxnmapper_dir(), dtype=dtype)
     return MaskedLM(
         model.to(device),  # type: ignore[arg-type]
-        tokenizer,
+        vocab.tokenizer,
         split=split_smiles,
-        proposable=proposable,
-        name="rxnmapper",
+        proposable=vocab.proposable_ids.tolist(),
+        name=vocab.name,
     )
 
 
@@ -146,17 +180,34 @@ def split_smiles(text: str) -> list[str]:
     return list(tokens)
 
 
-PACKAGED: dict[str, Callable[[str | torch.device, torch.dtype], MaskedLM]] = {
-    "antiberty": load_antiberty,
-    "sapiens-h": lambda device, dtype: load_sapiens("H", device, dtype),
-    "sapiens-l": lambda device, dtype: load_sapiens("L", device, dtype),
-    "rxnmapper": load_rxnmapper,
+@dataclass(frozen=True)
+class Packaged:
+    """A model inside a wheel: its loader, and its tokens without the weights."""
+
+    load: Callable[[str | torch.device, torch.dtype], MaskedLM]
+    vocabulary: Callable[[], Vocabulary]
+
+    def __call__(self, device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
+        return self.load(device, dtype)
+
+
+PACKAGED: dict[str, Packaged] = {
+    "antiberty": Packaged(load_antiberty, antiberty_vocabulary),
+    "sapiens-h": Packaged(
+        lambda device, dtype: load_sapiens("H", device, dtype), lambda: sapiens_vocabulary("H")
+    ),
+    "sapiens-l": Packaged(
+        lambda device, dtype: load_sapiens("L", device, dtype), lambda: sapiens_vocabulary("L")
+    ),
+    "rxnmapper": Packaged(load_rxnmapper, rxnmapper_vocabulary),
 }
 
 
 # ---------------------------------------------------------------- fairseq conversion
 def read_fairseq_checkpoint(path: str) -> dict[str, Any]:
     """``torch.load`` a fairseq checkpoint with only tensors and ``argparse.Namespace`` allowed."""
+    import torch
+
     with torch.serialization.safe_globals([argparse.Namespace]):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     return dict(checkpoint)
@@ -194,6 +245,8 @@ def fairseq_roberta_state_dict(weights: dict[str, torch.Tensor]) -> dict[str, to
     fairseq has no token-type embedding; RoBERTa's single type row is set to zero,
     which adds nothing to the embeddings.
     """
+    import torch
+
     enc = "decoder.sentence_encoder."
     out: dict[str, torch.Tensor] = {
         "roberta.embeddings.word_embeddings.weight": weights[enc + "embed_tokens.weight"],
@@ -234,3 +287,31 @@ def fairseq_roberta_state_dict(weights: dict[str, torch.Tensor]) -> dict[str, to
 def _read_vocab(path: str) -> dict[str, int]:
     with open(path, encoding="utf-8") as handle:
         return {line.rstrip("\n"): i for i, line in enumerate(handle) if line.strip()}
+
+
+def _read_config(path: str, package: str) -> Any:
+    import json
+    from types import SimpleNamespace
+
+    with open(_require(path, package), encoding="utf-8") as handle:
+        return SimpleNamespace(**json.load(handle))
+
+
+def _vocabulary(tokenizer: Any, config: Any, **kwargs: Any) -> Vocabulary:
+    from pyro_mlm.vocabulary import Vocabulary, max_length_of
+
+    length = max_length_of(config, tokenizer)
+    return Vocabulary(tokenizer, vocab_size=config.vocab_size, max_length=length, **kwargs)
+
+
+def _sapiens_chain(chain: str) -> str:
+    key = str(chain).upper()
+    if key not in ("H", "L", "K"):
+        raise ValueError(f"Sapiens has heavy ('H') and light ('L') chain models, got {chain!r}")
+    return key
+
+
+def _rxnmapper_dir() -> str:
+    return os.path.join(
+        package_dir("rxnmapper"), "models", "transformers", "albert_heads_8_uspto_all_1310k"
+    )

@@ -22,6 +22,7 @@ import torch
 from pyro.distributions import constraints
 
 from pyro_mlm.energy import MLMEnergy
+from pyro_mlm.target import Target
 from pyro_mlm.validation import check_tokens, resolve_free
 
 ExtraPotential = Callable[[torch.Tensor], torch.Tensor]
@@ -75,15 +76,12 @@ class Potential:
         self.energy = energy
         self.free = free
         self.extra_potential = extra_potential
+        self.target = Target(energy, [] if extra_potential is None else [extra_potential])
 
     def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         if "tokens" not in params:
             raise ValueError(f"expected params with a 'tokens' entry, got keys {sorted(params)}")
-        tokens = check_tokens(params["tokens"], self.energy.mlm)
-        total = self.energy(tokens, self.free)
-        if self.extra_potential is not None:
-            total = total + torch.as_tensor(self.extra_potential(tokens)).to(total)
-        return total / self.energy.temperature
+        return self.target(params["tokens"], self.free) / self.target.temperature
 
 
 def potential_fn(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads inside the functions: the CLI imports FREE_HELP from here
+    import torch
 
-from pyro_mlm.models import MaskedLM
+    from pyro_mlm.vocabulary import Vocabulary
 
 RANGES = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
 FREE_CHAR, FIXED_CHAR = "*", "."
@@ -41,13 +43,17 @@ def cdr_h3_range(sequence: str) -> tuple[int, int]:
     return start + 4, start + 3 + end.start()
 
 
-def parse_free(spec: str, tokens: torch.Tensor, mlm: MaskedLM) -> torch.Tensor:
+def parse_free(spec: str, tokens: torch.Tensor, mlm: Vocabulary) -> torch.Tensor:
     """Boolean mask ``[L]`` over ``tokens`` of the positions named by ``spec``.
 
     ``spec`` is one of: ``all``; ``masked``; ``cdrh3``; ranges ``"98-110,120"``
     (1-based content positions, inclusive); a mask string of ``*`` (free) and ``.``
     (fixed), one character per content position.
     """
+    import torch
+
+    if not isinstance(spec, str):
+        raise TypeError(f"free positions must be given as text, got {type(spec).__name__}")
     if tokens.dim() != 1:
         raise ValueError(f"parse_free expects one sequence [L], got shape {tuple(tokens.shape)}")
     content = mlm.content_positions(tokens)
@@ -73,7 +79,16 @@ def parse_free(spec: str, tokens: torch.Tensor, mlm: MaskedLM) -> torch.Tensor:
         for part in text.split(","):
             lo, _, hi = part.partition("-")
             first, last = int(lo), int(hi or lo)
-            if not 1 <= first <= last <= n:
+            if first == 0:
+                raise ValueError(
+                    f"free range {part.strip()} falls outside the sequence: positions are "
+                    f"1-based (the first residue or word is 1), and this sequence's are 1-{n}"
+                )
+            if first > last:
+                raise ValueError(
+                    f"free range {part.strip()} is reversed; write it low-high, as {last}-{first}"
+                )
+            if last > n:
                 raise ValueError(
                     f"free range {part.strip()} falls outside the sequence, whose "
                     f"positions are 1-{n}"
@@ -107,6 +122,8 @@ def fill_masked(
     does not matter to MH. ``conditionals(tokens [N, L], positions [N]) -> [N, K]`` as
     :meth:`pyro_mlm.MLMEnergy.conditionals`.
     """
+    import torch
+
     out = tokens.clone()
     proposable = proposable_ids.to(out.device)
     for t in range(out.shape[-1]):

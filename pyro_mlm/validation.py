@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from pyro_mlm.models import MaskedLM
+    from pyro_mlm.vocabulary import Vocabulary
 
 
-def check_tokens(tokens: object, mlm: MaskedLM, name: str = "tokens") -> torch.Tensor:
+def check_tokens(tokens: object, mlm: Vocabulary, name: str = "tokens") -> torch.Tensor:
     """Return ``tokens`` as an int64 tensor ``[..., L]`` after checking it fits the model."""
     if not isinstance(tokens, torch.Tensor):
         if isinstance(tokens, Sequence) and not isinstance(tokens, str):
@@ -48,7 +48,7 @@ def check_tokens(tokens: object, mlm: MaskedLM, name: str = "tokens") -> torch.T
     return tokens
 
 
-def resolve_free(free: object, tokens: torch.Tensor, mlm: MaskedLM) -> torch.Tensor:
+def resolve_free(free: object, tokens: torch.Tensor, mlm: Vocabulary) -> torch.Tensor:
     """Boolean mask ``[..., L]`` (broadcast to ``tokens``) of the positions that may change.
 
     ``None`` means every non-special position. A bool tensor or list of bools is a

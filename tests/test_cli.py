@@ -18,7 +18,8 @@ from conftest import tiny_mlm
 from pyro_mlm import MaskedLM, MLMEnergy
 from pyro_mlm.cli import main
 from pyro_mlm.diagnostics import _arviz
-from pyro_mlm.runner import RunSpec, sample_to_directory
+from pyro_mlm.run.loop import sample_to_directory
+from pyro_mlm.run.spec import RunSpec
 
 TEXT = "a b c d e f g h"
 SAMPLE = ["sample", "--no-progress", "--sequence", TEXT, "--free", "2-7", "--chains", "3"]
@@ -307,3 +308,18 @@ def test_non_bert_architecture_end_to_end_with_rxnmapper_albert(tmp_path, capsys
         capsys, "score", "--model", "rxnmapper", "CCO>>CC=O", "--format", "json"
     )
     assert code == 0 and json.loads(out_json)[0]["positions"] == 8
+
+
+def test_help_is_instant_and_there_is_a_version() -> None:
+    """``--help`` and ``--version`` import neither torch nor transformers."""
+    code = (
+        "import sys, pyro_mlm.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'pyro', 'arviz') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: pyro-mlm" in out.stdout and out.stdout.strip().endswith("[]")
+    version = subprocess.run(
+        [sys.executable, "-m", "pyro_mlm.cli", "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0 and version.stdout.strip() == "pyro-mlm 0.1.0"

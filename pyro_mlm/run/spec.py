@@ -1,0 +1,165 @@
+"""A run's settings (``run.json``), checked field by field and against the model's tokens.
+
+Everything here works from a :class:`pyro_mlm.vocabulary.Vocabulary`, so the command
+line checks a run before the model's weights are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from pyro_mlm.vocabulary import Vocabulary
+
+KERNELS = ("mh", "gibbs")
+ENERGIES = ("norm", "raw")
+SCANS = ("random", "systematic")
+MAX_SEED = 2**32 - 1  # numpy's seed range, which pyro.set_rng_seed also seeds
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run (and so its draws, given the seed).
+
+    ``sequences`` holds one starting text per chain; mask tokens in it at free
+    positions are filled from the MLM's conditionals before the first sweep.
+    ``free`` is read by :func:`pyro_mlm.sites.parse_free`.
+    """
+
+    model: str
+    sequences: tuple[str, ...]
+    free: str = "all"
+    energy: str = "norm"
+    kernel: str = "mh"
+    warmup: int = 20
+    samples: int = 100
+    temperature: float = 1.0
+    proposal_temperature: float = 1.0
+    scan: str = "random"
+    seed: int = 0
+
+    @property
+    def chains(self) -> int:
+        return len(self.sequences)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        """The spec in ``text``; ``ValueError`` saying what is wrong with it."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object of run settings, got {type(data).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        missing = sorted(f for f in ("model", "sequences") if f not in data)
+        if unknown or missing:
+            raise ValueError(
+                "run settings "
+                + (f"have unknown keys {unknown}" if unknown else "")
+                + ("; " if unknown and missing else "")
+                + (f"lack {missing}" if missing else "")
+            )
+        sequences = data["sequences"]
+        if not isinstance(sequences, list) or not all(isinstance(s, str) for s in sequences):
+            raise ValueError("'sequences' must be a list of strings")
+        spec = cls(**{**data, "sequences": tuple(sequences)})
+        spec.validate()
+        return spec
+
+    @classmethod
+    def read(cls, path: str) -> RunSpec:
+        """The spec saved at ``path``; a damaged file is a ``ValueError`` naming it."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            return cls.from_json(text)
+        except (ValueError, TypeError) as err:  # JSON and UTF-8 errors are ValueErrors
+            raise ValueError(
+                f"{path} is damaged ({' '.join(str(err).split())}); it holds the run's "
+                "settings: restore it from a copy, or start a new run with another --out"
+            ) from err
+
+    def validate(self) -> RunSpec:
+        """Check every field's type and range (no model needed); returns ``self``."""
+
+        def fail(name: str, want: str) -> None:
+            raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
+
+        if not isinstance(self.model, str) or not self.model:
+            fail("model", "a model name or directory")
+        if not self.sequences:
+            raise ValueError("a run needs at least one chain (one starting sequence)")
+        if not isinstance(self.free, str):
+            fail("free", "a string such as 'all' or '98-110'")
+        for name, choices in (("energy", ENERGIES), ("kernel", KERNELS), ("scan", SCANS)):
+            if getattr(self, name) not in choices:
+                fail(name, "one of " + ", ".join(repr(c) for c in choices))
+        for name, low in (("warmup", 0), ("samples", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                fail(name, f"an integer >= {low}")
+        for name in ("temperature", "proposal_temperature"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value < float("inf")
+            ):
+                fail(name, "a finite number > 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            fail("seed", f"an integer in [0, {MAX_SEED}]")
+        if not 0 <= self.seed <= MAX_SEED:
+            fail("seed", f"an integer in [0, {MAX_SEED}]")
+        return self
+
+    def differences(self, other: RunSpec) -> list[str]:
+        """Fields that differ (``samples`` excluded: a run may be extended)."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return [k for k in mine if k != "samples" and mine[k] != theirs[k]]
+
+    def replace(self, **changes: Any) -> RunSpec:
+        return dataclasses.replace(self, **changes)
+
+
+def prepare(spec: RunSpec, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting tokens ``[C, L]`` and free mask ``[C, L]`` of ``spec`` (masks not yet filled).
+
+    Checks what the tokens alone decide: every sequence encodes, all have one length
+    within the model's limit, and ``free`` names positions inside them.
+    """
+    import torch
+
+    from pyro_mlm.sites import parse_free
+
+    spec.validate()
+    encoded = [vocab.encode(text) for text in spec.sequences]
+    lengths = sorted({len(t) for t in encoded})
+    if len(lengths) > 1:
+        raise ValueError(
+            f"the starting sequences encode to different lengths {lengths}; chains run "
+            "side by side and need one length"
+        )
+    if vocab.max_length is not None and lengths[0] > vocab.max_length:
+        raise ValueError(
+            f"the sequence has {lengths[0]} tokens with its special tokens; {vocab.name} "
+            f"takes at most {vocab.max_length}"
+        )
+    tokens = torch.stack(encoded)
+    free = torch.stack([parse_free(spec.free, t, vocab) for t in tokens])
+    outside = free & ~torch.isin(tokens, vocab.proposable_ids) & (tokens != vocab.mask_token_id)
+    if bool(outside.any()):
+        chain, pos = (int(i) for i in outside.nonzero()[0])
+        number = int(vocab.residue_numbers(tokens[chain])[pos])
+        raise ValueError(
+            f"free position {number} of sequence {chain + 1} holds "
+            f"{vocab.tokens_text([int(tokens[chain, pos])])!r}, which the model never "
+            "proposes; fix the sequence there or leave that position fixed"
+        )
+    return tokens, free

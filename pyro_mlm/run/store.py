@@ -1,0 +1,187 @@
+"""The files of a run directory: reading them back strictly, writing them atomically.
+
+A damaged file (a truncated checkpoint, a line edited by hand, a binary run.json) is a
+:class:`DamagedRunError` naming the file (and the line) and saying what the user can
+do, never a traceback and never a silently shortened run. The one damage that is
+expected, a last line torn by ``kill -9``, is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE = "run.json", "samples.jsonl", "checkpoint.pt"
+REPORT_FILES = ("posterior.nc", "summary.csv", "trace.png", "rank.png")
+
+# the fields of one draw line and the types they must have
+_RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "chain": (int,),
+    "draw": (int,),
+    "sequence": (str,),
+    "energy": (int, float),
+    "hamming": (int,),
+    "acceptance_rate": (int, float),
+    "novel_rate": (int, float),
+    "accept_prob": (int, float),
+    "tokens": (list,),
+}
+_RESTORE = "restore it from a copy, or start a new run with another --out"
+
+
+class DamagedRunError(ValueError):
+    """A file of a run directory cannot be read back as the run wrote it."""
+
+
+def iter_records(path: str, chains: int) -> Iterator[dict[str, Any]]:
+    """Draw records of ``samples.jsonl``, each checked; a torn last line is skipped.
+
+    Raises :class:`DamagedRunError` naming the line for invalid JSON, a missing or
+    mistyped field, a chain the run does not have, or token rows of another length.
+    """
+    if not os.path.exists(path):
+        return
+    length: int | None = None
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                return  # torn by a kill in the middle of a write: never saved as done
+            record = _parse_line(path, number, raw)
+            problem = _record_problem(record, chains, length)
+            if problem:
+                raise DamagedRunError(
+                    f"{path} line {number}: {problem}; the file was changed or damaged: {_RESTORE}"
+                )
+            length = len(record["tokens"])
+            yield record
+
+
+def read_draws(path: str, chains: int) -> dict[str, np.ndarray] | None:
+    """Arrays ``[chain, draw, ...]`` from ``samples.jsonl`` (None when it has no draw).
+
+    Each chain's draws must be numbered 0, 1, 2, ... with no gap or repeat; chains
+    may differ in length by a sweep (a run stopped while writing), and the shortest
+    sets the draws returned.
+    """
+    rows: dict[int, list[dict[str, Any]]] = {c: [] for c in range(chains)}
+    for record in iter_records(path, chains):
+        chain = rows[record["chain"]]
+        if record["draw"] != len(chain):
+            raise DamagedRunError(
+                f"{path}: chain {record['chain']} has draw {record['draw']} where draw "
+                f"{len(chain)} was expected (a line was removed, repeated or reordered): "
+                f"{_RESTORE}"
+            )
+        chain.append(record)
+    draws = min(len(r) for r in rows.values())
+    if draws == 0:
+        return None
+    ordered = [r[:draws] for _, r in sorted(rows.items())]
+
+    def field(name: str, dtype: Any = np.float64) -> np.ndarray:
+        return np.array([[x[name] for x in chain] for chain in ordered], dtype=dtype)
+
+    return {
+        "tokens": field("tokens", np.int64),
+        "sequence": field("sequence", object),
+        "energy": field("energy"),
+        "hamming": field("hamming"),
+        "acceptance_rate": field("acceptance_rate"),
+        "is_novel": field("novel_rate"),
+        "accept_prob": field("accept_prob"),
+    }
+
+
+def truncate_draws(path: str, draws: int, chains: int) -> None:
+    """Keep the first ``draws`` draws of every chain (drop lines past the checkpoint)."""
+    kept = [r for r in iter_records(path, chains) if r["draw"] < draws]
+    per_chain = [sum(1 for r in kept if r["chain"] == c) for c in range(chains)]
+    if any(n != draws for n in per_chain):
+        raise DamagedRunError(
+            f"{path} holds {per_chain} draws per chain but the checkpoint is at {draws}; "
+            "the run directory was changed by hand and cannot be resumed: start a new run "
+            "with another --out"
+        )
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file, then an atomic rename over ``path``."""
+    import torch
+
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The checkpoint at ``path``; :class:`DamagedRunError` if it is unreadable or incomplete."""
+    import torch
+
+    if not os.path.exists(path):
+        raise DamagedRunError(f"{path} does not exist: the directory holds no resumable run")
+    samples = os.path.join(os.path.dirname(path), SAMPLES_FILE)
+    advice = (
+        f"the draws in {samples} up to the last saved sweep are intact; start a new run "
+        "with another --out, or restore the file from a copy"
+    )
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # EOFError, UnpicklingError, RuntimeError, OSError, ...
+        reason = " ".join(str(err).split()).split(". ")[0][:120] or type(err).__name__
+        raise DamagedRunError(f"{path} is damaged ({reason}); {advice}") from err
+    missing = [k for k in required if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise DamagedRunError(f"{path} is damaged (it lacks {missing}); {advice}")
+    return dict(saved)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file, fsync it, and rename it over ``path``."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- internals
+def _parse_line(path: str, number: int, raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedRunError(
+            f"{path} line {number} is not a JSON draw record ({err}); the file was "
+            f"changed or damaged: {_RESTORE}"
+        ) from err
+
+
+def _record_problem(record: Any, chains: int, length: int | None) -> str:
+    """What is wrong with one parsed line, or '' when it is a valid draw record."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    missing = [k for k in _RECORD_FIELDS if k not in record]
+    if missing:
+        return f"the record lacks {missing}"
+    for key, types in _RECORD_FIELDS.items():
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"{key!r} is {value!r}, not a {' or '.join(t.__name__ for t in types)}"
+        if isinstance(value, float) and math.isnan(value):
+            return f"{key!r} is NaN"
+    if not 0 <= record["chain"] < chains:
+        return f"chain {record['chain']} does not exist in this run of {chains} chains"
+    if record["draw"] < 0:
+        return f"draw {record['draw']} is negative"
+    tokens = record["tokens"]
+    if not tokens or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+        return "'tokens' must be a non-empty list of integer ids"
+    if length is not None and len(tokens) != length:
+        return f"'tokens' has {len(tokens)} ids where the earlier lines have {length}"
+    return ""

@@ -1,0 +1,186 @@
+r"""The distribution a sampler draws from: the MLM energy plus experts, at a temperature.
+
+.. math::
+
+    \pi(X) \propto \exp\Big(-\big(E_\text{MLM}(X) + \sum_k E_k(X)\big) / T\Big)
+
+An *expert* is any callable ``tokens [N, L] -> energy [N]`` (a classifier's negative
+log-probability, a constraint). This is the one place the terms are summed and
+checked, so a bad value never turns into a silently wrong sample:
+
+- ``+inf`` from an expert forbids a sequence: a proposal there is rejected;
+- ``-inf`` or NaN from an expert, or any non-finite MLM energy, is a bug somewhere:
+  :class:`EnergyError` names the chain, the sequence and the source;
+- an expert that returns something other than a float tensor ``[N]`` is a ``TypeError``
+  or ``ValueError`` saying what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
+from pyro_mlm.vocabulary import short
+
+if TYPE_CHECKING:
+    from pyro_mlm.energy import Evaluation, MLMEnergy
+    from pyro_mlm.vocabulary import Vocabulary
+
+Expert = Callable[[torch.Tensor], torch.Tensor]
+
+
+class EnergyError(ValueError):
+    """A NaN or ``-inf`` energy: a bug in an expert or a numerical failure of the model."""
+
+
+class Target:
+    r"""The MLM energy, any number of experts, and the temperature :math:`T`.
+
+    Parameters
+    ----------
+    energy
+        The MLM energy :math:`E_\text{MLM}`.
+    experts
+        Callables ``tokens [N, L] -> energy [N]`` added to it (``+inf`` forbids).
+    temperature
+        :math:`T`; default the ``temperature`` the energy was built with.
+
+    Examples
+    --------
+    >>> target = Target(MLMEnergy(mlm), [lambda x: (x == 5).sum(-1).float()])  # doctest: +SKIP
+    >>> target(mlm.encode("EVQLV"))                                           # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        energy: MLMEnergy,
+        experts: Sequence[Expert] = (),
+        temperature: float | None = None,
+    ) -> None:
+        for expert in experts:
+            if not callable(expert):
+                raise TypeError(
+                    f"an expert must be a callable tokens [N, L] -> energy [N], got "
+                    f"{type(expert).__name__}"
+                )
+        self.energy = energy
+        self.experts = tuple(experts)
+        self.temperature = check_temperature(
+            energy.temperature if temperature is None else temperature
+        )
+
+    @property
+    def mlm(self) -> Vocabulary:
+        return self.energy.mlm
+
+    def evaluate(
+        self,
+        tokens: torch.Tensor,
+        free: torch.Tensor,
+        *,
+        chains: torch.Tensor | None = None,
+        keep_conditionals: bool = True,
+    ) -> Evaluation:
+        """Total energies (not divided by :math:`T`), MLM terms and conditionals of ``[B, L]``.
+
+        ``chains [B]`` names the chain of each row in error messages. Raises
+        :class:`EnergyError` on a NaN or ``-inf`` energy from any source.
+        """
+        result = self.energy.evaluate(tokens, free, keep_conditionals=keep_conditionals)
+        check_finite(result.energy, tokens, self.mlm, mlm_source(self.energy), chains)
+        total = result.energy
+        for k, expert in enumerate(self.experts):
+            name = expert_name(expert, k, len(self.experts))
+            value = expert_energy(expert, tokens, name).to(total)
+            check_finite(value, tokens, self.mlm, name, chains, forbid_ok=True)
+            total = total + value
+        return result._replace(energy=total)
+
+    def __call__(self, tokens: torch.Tensor, free: object = None) -> torch.Tensor:
+        """Total energy of ``tokens [..., L]`` over ``free``; returns ``[...]``."""
+        tokens = check_tokens(tokens, self.mlm)
+        mask = resolve_free(free, tokens, self.mlm)
+        flat = tokens.reshape(-1, tokens.shape[-1])
+        result = self.evaluate(flat, mask.reshape(flat.shape), keep_conditionals=False)
+        return result.energy.reshape(tokens.shape[:-1])
+
+    def __repr__(self) -> str:
+        return f"Target({self.energy!r}, experts={len(self.experts)}, T={self.temperature})"
+
+
+def expert_name(expert: object, index: int, count: int) -> str:
+    """How messages call an expert: its ``name``, its function name, or its class."""
+    name = getattr(expert, "name", None) or getattr(expert, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>":
+        name = type(expert).__name__
+    return f"expert {name!r}" if count > 1 or index else f"extra potential {name!r}"
+
+
+def expert_energy(expert: Expert, tokens: torch.Tensor, name: str) -> torch.Tensor:
+    """``expert(tokens)`` as a float tensor ``[N]``, or a ``TypeError``/``ValueError``."""
+    value = expert(tokens)
+    expected = f"a float tensor [N] with one energy per sequence (here N={tokens.shape[0]})"
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"{name} returned {type(value).__name__}; it must return {expected}")
+    try:
+        value = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(
+            f"{name} returned {type(value).__name__}, which is not a tensor; it must "
+            f"return {expected}"
+        ) from err
+    if value.dtype == torch.bool or value.dtype.is_complex:
+        raise TypeError(f"{name} returned a {value.dtype} tensor; it must return {expected}")
+    if value.shape != tokens.shape[:1]:
+        raise ValueError(
+            f"{name} returned shape {tuple(value.shape)} for tokens of shape "
+            f"{tuple(tokens.shape)}; it must return {expected}"
+        )
+    return value.float() if not value.dtype.is_floating_point else value
+
+
+def check_finite(
+    energy: torch.Tensor,
+    tokens: torch.Tensor,
+    mlm: Vocabulary,
+    source: str,
+    chains: torch.Tensor | None = None,
+    *,
+    forbid_ok: bool = False,
+) -> None:
+    """Raise :class:`EnergyError` on NaN or ``-inf`` (and ``+inf`` unless ``forbid_ok``)."""
+    bad = torch.isnan(energy) | (energy == float("-inf"))
+    if not forbid_ok:
+        bad |= energy == float("inf")
+    if not bool(bad.any()):
+        return
+    row = int(bad.nonzero()[0, 0])
+    value = float(energy[row])
+    where = f"chain {int(chains[row])}" if chains is not None else f"sequence {row} of the batch"
+    sequence = short(mlm.decode(tokens[row]), 80)
+    if forbid_ok:
+        rule = (
+            "an expert must not return -inf (it would make one sequence infinitely more "
+            "likely than every other): return +inf to forbid a sequence, a finite energy "
+            "otherwise"
+            if value == float("-inf")
+            else "an expert must return a finite energy, or +inf to forbid a sequence; "
+            "a NaN would silently bias the sampler"
+        )
+    else:
+        rule = (
+            "the forward pass overflowed or the weights hold NaN; run in float32 "
+            "(dtype=torch.float32) or check the model's weights"
+        )
+    raise EnergyError(f"{source} is {value} at {where}, sequence {sequence!r}: {rule}")
+
+
+def mlm_source(energy: MLMEnergy) -> str:
+    """How messages name the MLM energy: the model, its dtype and its device."""
+    model = getattr(energy.mlm, "model", None)
+    param = next(model.parameters(), None) if model is not None else None
+    detail = "" if param is None else f", dtype {param.dtype}, device {param.device}"
+    return f"the MLM energy ({energy.mlm.name}{detail})"
