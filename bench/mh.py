@@ -13,7 +13,8 @@ the CDR-H3 infill (13 free positions, the framework fixed) and the full heavy ch
   keeps the reference's random stream aligned with pyro_mlm's, so the script can check
   that both take the *identical* path from the same seed (the same chain law, shown
   draw by draw).
-- ``pyro_mlm``: ``MaskedMH`` with 1 and with 8 vectorised chains: the current energy
+- ``pyro_mlm``: the registered ``mh`` sampler (what ``MaskedMH`` and the command line
+  run), driven by its ``step`` with 1 and with 8 vectorised chains: the current energy
   and conditionals are cached, a self-proposal costs nothing, a changed token costs T
   rows, and all chains share each forward pass.
 
@@ -36,13 +37,13 @@ from dataclasses import asdict, dataclass
 
 import arviz as az
 import numpy as np
-import pyro
 import torch
 from _report import machine, write_json
 
-from pyro_mlm import MaskedLM, MaskedMH, MLMEnergy
+from pyro_mlm import MaskedLM, MLMEnergy, Target
 from pyro_mlm.mh import accept_reject, log_acceptance_ratio
 from pyro_mlm.proposals import masked_conditional_proposal
+from pyro_mlm.samplers import build_sampler
 from pyro_mlm.sites import parse_free
 
 VH = (
@@ -89,19 +90,15 @@ def run_pyro_mlm(
     Returns seconds, tokens ``[P, C, L]``, energies ``[P, C]`` after each proposal and
     the per-proposal (accepted, novel) counts ``[P, 2]``.
     """
-    pyro.set_rng_seed(0)
-    kernel = MaskedMH(energy, free=free, proposals_per_sample=1)
-    kernel.initial_params = {"tokens": ids.repeat(chains, 1)}
-    kernel.setup(0)
-    params = kernel.initial_params
+    generator = torch.Generator().manual_seed(0)
+    sampler = build_sampler("mh", Target(energy), free.expand(chains, -1), proposals_per_sweep=1)
+    state = sampler.init(ids.repeat(chains, 1))
     tokens, energies, counts = [], [], []
     start = time.perf_counter()
     for _ in range(proposals):
-        params = kernel.sample(params)
-        info = kernel.last_sweep
-        assert info is not None
-        tokens.append(params["tokens"])
-        energies.append(kernel.current_energy.cpu())
+        state, info = sampler.step(state, generator)
+        tokens.append(state.tokens.cpu())
+        energies.append(sampler.energy(state).cpu())
         counts.append([float(info.acceptance_rate.sum()), float(info.is_novel.sum())])
     return _trace(time.perf_counter() - start, tokens, energies, counts)
 
@@ -110,7 +107,7 @@ def run_reference(
     energy: MLMEnergy, ids: torch.Tensor, free: torch.Tensor, proposals: int
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """The paper as written: 2T + 1 masked rows per proposal, one chain, nothing cached."""
-    pyro.set_rng_seed(0)
+    generator = torch.Generator().manual_seed(0)
     proposable = energy.mlm.proposable_ids
     x = ids.unsqueeze(0).clone()
     mask = free.unsqueeze(0)
@@ -120,11 +117,12 @@ def run_reference(
     start = time.perf_counter()
     with torch.no_grad():
         for _ in range(proposals):
-            index = torch.minimum((torch.rand(count.shape) * count).long(), count - 1)
+            u = torch.rand(count.shape, generator=generator)
+            index = torch.minimum((u * count).long(), count - 1)
             t = table[index]
             current = energy.evaluate(x, mask).energy  # T rows
             logits = energy.conditionals(x, t)  # 1 row
-            proposal = masked_conditional_proposal(logits, x[0, t], proposable)
+            proposal = masked_conditional_proposal(logits, x[0, t], proposable, 1.0, generator)
             candidate = x.clone()
             candidate[0, t] = proposal.new_tokens
             proposed = energy.evaluate(candidate, mask).energy  # T rows, self-proposals too
@@ -134,7 +132,8 @@ def run_reference(
             moved = bool(proposal.new_tokens != x[0, t])
             accepted = True
             if moved:
-                accepted = bool(accept_reject(log_ratio, torch.rand(1).log())[1])
+                log_u = torch.rand(1, generator=generator).log()
+                accepted = bool(accept_reject(log_ratio, log_u)[1])
             if accepted:
                 x = candidate
             tokens.append(x.clone())

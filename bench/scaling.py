@@ -17,11 +17,11 @@ import argparse
 import time
 
 import numpy as np
-import pyro
 import torch
 from _report import machine, write_json
 
-from pyro_mlm import MaskedLM, MaskedMH, MLMEnergy
+from pyro_mlm import MaskedLM, MLMEnergy, Target
+from pyro_mlm.samplers import build_sampler
 
 VH = (
     "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
@@ -32,15 +32,16 @@ VH = (
 def seconds_per_sweep(mlm: MaskedLM, length: int, chains: int, sweeps: int) -> float:
     """Mean wall time of a full sweep (L proposals in every chain)."""
     ids = mlm.encode(VH[:length])
-    pyro.set_rng_seed(0)
-    kernel = MaskedMH(MLMEnergy(mlm), proposals_per_sample=2)
-    kernel.initial_params = {"tokens": ids.repeat(chains, 1)}
-    kernel.setup(0)
-    kernel.sample({"tokens": kernel._current_tokens()})  # warm-up: two proposals
-    kernel.proposals_per_sample = None  # from now on, one sample() is one sweep
+    generator = torch.Generator().manual_seed(0)
+    free = ~mlm.special_mask(ids).expand(chains, -1)
+    target = Target(MLMEnergy(mlm))
+    warm = build_sampler("mh", target, free, proposals_per_sweep=2)
+    state = warm.init(ids.repeat(chains, 1))
+    state, _ = warm.step(state, generator)  # warm-up: two proposals
+    sampler = build_sampler("mh", target, free)  # one step is one sweep
     start = time.perf_counter()
     for _ in range(sweeps):
-        kernel.sample({"tokens": kernel._current_tokens()})
+        state, _ = sampler.step(state, generator)
     return (time.perf_counter() - start) / sweeps
 
 

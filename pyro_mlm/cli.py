@@ -51,7 +51,8 @@ class UsageError(ValueError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyro-mlm``; returns the exit status."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(with_samplers=bool(argv) and argv[0] == "sample")
     args = _finish_args(parser.parse_args(argv))
     try:
         if args.command == "sample":
@@ -137,7 +138,22 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
         if not 0 < values[name] < float("inf"):
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be finite and > 0, got {values[name]}; use e.g. 1.0")
-    return RunSpec(sequences=tuple(texts), free=free, **values).validate()
+    options = _sampler_options(args, values["kernel"])
+    return RunSpec(sequences=tuple(texts), free=free, options=options, **values).validate()
+
+
+def _sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
+    """The sampler options given on the command line, checked against ``kernel``'s own."""
+    from pyro_mlm.samplers import SAMPLERS
+
+    given = {k[len("opt_") :]: v for k, v in vars(args).items() if k.startswith("opt_")}
+    given = {k: v for k, v in given.items() if v is not None}
+    own = SAMPLERS[kernel].OPTIONS
+    foreign = [k for k in given if k not in own]
+    if foreign:
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        raise UsageError(f"{flags} does not apply to --kernel {kernel}")
+    return {k: json.loads(json.dumps(own[k].parse(v))) for k, v in given.items()}
 
 
 def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
@@ -155,6 +171,9 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     given = {k: getattr(args, k) for k in RUN_DEFAULTS if getattr(args, k) is not None}
     if args.free is not None:
         given["free"] = args.free
+    options = _sampler_options(args, spec.kernel)
+    if options:
+        given["options"] = {**spec.options, **options}
     if args.chains is not None:
         given["chains"] = args.chains
     saved = {**json.loads(spec.to_json()), "chains": spec.chains}
@@ -172,9 +191,9 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
 
 def _check_resumable(directory: str, spec: RunSpec) -> None:
     """Read the checkpoint and every draw line once, so damage shows before the weights load."""
-    from pyro_mlm.run.store import load_checkpoint, read_draws
+    from pyro_mlm.run.store import CHECKPOINT_KEYS, load_checkpoint, read_draws
 
-    load_checkpoint(os.path.join(directory, CHECKPOINT_FILE), ("kernel", "rng", "initial_tokens"))
+    load_checkpoint(os.path.join(directory, CHECKPOINT_FILE), CHECKPOINT_KEYS)
     read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
 
 
@@ -309,7 +328,8 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; the sampler registry (and torch) loads only for ``sample``."""
     models = ", ".join(sorted(PACKAGED))
     parser = argparse.ArgumentParser(
         prog="pyro-mlm",
@@ -330,7 +350,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--length", type=int, help="start from N mask tokens, all free")
     s.add_argument("--free", help=f"positions to sample: {FREE_HELP}")
     s.add_argument("--energy", choices=["norm", "raw"], help="energy (default norm)")
-    s.add_argument("--kernel", choices=["mh", "gibbs"], help="sampler (default mh)")
+    _sampler_arguments(s, with_samplers)
     s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
     s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")
     s.add_argument("--samples", type=int, help="kept sweeps per chain (default 100)")
@@ -356,6 +376,34 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     return parser
+
+
+def _sampler_arguments(parser: argparse.ArgumentParser, with_samplers: bool) -> None:
+    """``--kernel`` with the registry's names, and every registered sampler's options."""
+    if not with_samplers:  # top-level --help: no need to import torch for the registry
+        parser.add_argument("--kernel", help="sampler: mh (default), block, gibbs, ...")
+        return
+    from pyro_mlm.samplers import SAMPLERS
+
+    parser.add_argument(
+        "--kernel",
+        choices=sorted(SAMPLERS),
+        help="sampler (default mh; gibbs is the inexact masked-Gibbs baseline)",
+    )
+    owners: dict[str, list[str]] = {}
+    options: dict[str, Any] = {}
+    for name, cls in SAMPLERS.items():
+        for key, option in cls.OPTIONS.items():
+            owners.setdefault(key, []).append(name)
+            options.setdefault(key, option)
+    group = parser.add_argument_group("sampler options")
+    for key, option in options.items():
+        group.add_argument(
+            "--" + key.replace("_", "-"),
+            dest="opt_" + key,
+            metavar=option.metavar,
+            help=f"{option.help} (--kernel {'/'.join(owners[key])}; default {option.default})",
+        )
 
 
 def _finish_args(args: argparse.Namespace) -> argparse.Namespace:

@@ -37,11 +37,12 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
     Chains are pyro's chains times the kernel's vectorised chains (pyro chain ``p``,
     vectorised chain ``c`` becomes chain ``p * C + c``).
     """
-    from pyro_mlm.kernel import _SweepKernel
+    from pyro_mlm.kernel import SamplerKernel
 
-    if not isinstance(getattr(mcmc, "kernel", None), _SweepKernel):
+    if not isinstance(getattr(mcmc, "kernel", None), SamplerKernel):
         raise TypeError(
-            "to_inference_data expects a pyro.infer.MCMC that ran MaskedMH or MaskedGibbs, "
+            "to_inference_data expects a pyro.infer.MCMC that ran a pyro_mlm kernel "
+            "(MaskedMH or MaskedGibbs, or any SamplerKernel), "
             f"got {type(mcmc).__name__}"
         )
     diags = getattr(mcmc, "_diagnostics", None)

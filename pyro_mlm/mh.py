@@ -1,8 +1,9 @@
 r"""Metropolis-Hastings and masked-Gibbs transitions: pure, batched over chains.
 
 The chain state and the per-proposal information are immutable ``NamedTuple`` s; a
-step returns ``(new_state, info)``. Randomness comes from torch's global generator,
-so ``pyro.set_rng_seed`` makes runs reproducible.
+step returns ``(new_state, info)``. Randomness comes from the ``torch.Generator``
+passed in (torch's global generator when none is), so a step is reproducible anywhere.
+The samplers in :mod:`pyro_mlm.samplers` build their sweeps from these functions.
 """
 
 from __future__ import annotations
@@ -33,11 +34,20 @@ class MHState(NamedTuple):
     logits
         ``[C, L, K]`` masked-conditional scores of :math:`X` at its free positions,
         cached: they are the proposal distributions of the next step.
+    beta
+        ``[C]`` inverse temperature :math:`1/T` of each chain (samplers fill it).
+    cursor
+        ``[]`` position-scan cursor (systematic scan).
+    rows
+        ``[C]`` masked rows evaluated so far by each chain (the cost).
     """
 
     tokens: torch.Tensor
     energy: torch.Tensor
     logits: torch.Tensor
+    beta: torch.Tensor | None = None
+    cursor: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
 
 
 class MHInfo(NamedTuple):
@@ -53,12 +63,16 @@ class MHInfo(NamedTuple):
         ``[C]`` whether the chain moved to the proposal (a self-proposal counts).
     is_novel
         ``[C]`` accepted *and* different from the current token.
+    evaluated
+        ``[C]`` whether the chain's proposal was evaluated (it differed from the
+        current sequence), i.e. paid ``|free|`` masked rows.
     """
 
     position: torch.Tensor
     accept_prob: torch.Tensor
     is_accepted: torch.Tensor
     is_novel: torch.Tensor
+    evaluated: torch.Tensor | None = None
 
 
 def log_acceptance_ratio(
@@ -66,7 +80,7 @@ def log_acceptance_ratio(
     proposed_energy: torch.Tensor,
     log_q_forward: torch.Tensor,
     log_q_reverse: torch.Tensor,
-    temperature: float = 1.0,
+    temperature: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
     r"""Log of the Metropolis-Hastings ratio for a single-site masked proposal.
 
@@ -119,16 +133,18 @@ def mh_step(
     positions: torch.Tensor,
     propose: ProposalFn,
     evaluate: EvaluateFn,
-    temperature: float = 1.0,
+    temperature: float | torch.Tensor = 1.0,
+    generator: torch.Generator | None = None,
 ) -> tuple[MHState, MHInfo]:
     """One masked-conditional MH proposal in every chain.
 
     The proposal reads the cached conditionals of the current state. Chains whose
     proposal equals the current token keep their state with no forward pass (the
     ratio is exactly 1); the others are evaluated together, one batch of ``|free|``
-    masked rows per chain, by ``evaluate(new_tokens, chain_index)``.
+    masked rows per chain, by ``evaluate(new_tokens, chain_index)``. ``temperature``
+    is a float or a per-chain tensor ``[C]``.
     """
-    tokens, energy, logits = state
+    tokens, energy, logits = state.tokens, state.energy, state.logits
     chains = torch.arange(tokens.shape[0], device=tokens.device)
     current = tokens[chains, positions]
     proposal = propose(logits[chains, positions], current)
@@ -142,14 +158,15 @@ def mh_step(
             proposal.new_tokens[idx]
         )
         result = evaluate(candidates, idx)
+        temp = temperature[idx] if isinstance(temperature, torch.Tensor) else temperature
         log_ratio = log_acceptance_ratio(
             energy[idx],
             result.energy,
             proposal.log_q_forward[idx],
             proposal.log_q_reverse[idx],
-            temperature,
+            temp,
         )
-        log_u = torch.rand(idx.numel(), device=log_ratio.device).log()
+        log_u = uniform(idx.numel(), log_ratio.device, generator).log()
         prob, accepted = accept_reject(log_ratio, log_u)
         accept_prob = accept_prob.index_put((idx,), prob)
         is_accepted = is_accepted.index_put((idx,), accepted)
@@ -157,8 +174,15 @@ def mh_step(
         tokens = tokens.index_copy(0, take, candidates[accepted])
         energy = energy.index_copy(0, take, result.energy[accepted])
         logits = logits.index_copy(0, take, result.logits[accepted])
-    info = MHInfo(positions, accept_prob, is_accepted, is_accepted & moved)
-    return MHState(tokens, energy, logits), info
+    info = MHInfo(positions, accept_prob, is_accepted, is_accepted & moved, moved)
+    return state._replace(tokens=tokens, energy=energy, logits=logits), info
+
+
+def uniform(n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` draws of U(0, 1) from ``generator`` (torch's global one when None)."""
+    if generator is None:
+        return torch.rand(n, device=device)
+    return torch.rand(n, device=device, generator=generator)
 
 
 def gibbs_step(

@@ -51,6 +51,7 @@ def masked_conditional_proposal(
     current: torch.Tensor,
     proposable_ids: torch.Tensor,
     temperature: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> Proposal:
     r"""Draw :math:`x'_t \sim q(\cdot \mid X_{\setminus t})`, one per chain.
 
@@ -65,6 +66,8 @@ def masked_conditional_proposal(
         ``[K]`` sorted token ids the columns of ``logits`` stand for.
     temperature
         Proposal temperature :math:`\tau` (1.0: the MLM's own conditional).
+    generator
+        Source of randomness (torch's global generator when None).
 
     Examples
     --------
@@ -74,10 +77,63 @@ def masked_conditional_proposal(
     tensor([6])
     """
     log_q = proposal_log_probs(logits, temperature)
-    choice = torch.multinomial(log_q.exp(), 1).squeeze(-1)
+    choice = draw(log_q, generator)
     new_tokens = proposable_ids[choice]
     log_q_forward = log_q.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
     return Proposal(new_tokens, log_q_forward, token_log_prob(log_q, current, proposable_ids))
+
+
+def metropolised_proposal(
+    logits: torch.Tensor,
+    current: torch.Tensor,
+    proposable_ids: torch.Tensor,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Proposal:
+    r"""Liu's (1996) Metropolised conditional: never propose the current token.
+
+    .. math::
+
+        \tilde q(v \mid X_{\setminus t}) = \frac{q(v \mid X_{\setminus t})}
+            {1 - q(x_t \mid X_{\setminus t})}, \qquad v \ne x_t,
+
+    and the reverse move :math:`x'_t \to x_t` has
+    :math:`\tilde q(x_t \mid X'_{\setminus t}) = q(x_t)/(1 - q(x'_t))`, from the same row
+    (:math:`X'_{\setminus t} = X_{\setminus t}`). Where every token but the current one
+    has zero mass there is nothing to propose: the current token is returned with
+    ``log_q_forward = log_q_reverse = 0`` (a self-proposal, which the step accepts free).
+
+    >>> p = metropolised_proposal(torch.zeros(1, 2), torch.tensor([5]), torch.tensor([5, 6]))
+    >>> p.new_tokens, p.log_q_forward, p.log_q_reverse
+    (tensor([6]), tensor([0.]), tensor([0.]))
+    """
+    log_q = proposal_log_probs(logits, temperature)
+    column = torch.searchsorted(proposable_ids, current).clamp(max=proposable_ids.numel() - 1)
+    is_current = torch.zeros_like(log_q, dtype=torch.bool)
+    is_current.scatter_(-1, column.unsqueeze(-1), (proposable_ids[column] == current).unsqueeze(-1))
+    others = log_q.masked_fill(is_current, float("-inf"))
+    log_rest = torch.logsumexp(others, -1)  # log(1 - q(x_t)), computed without cancellation
+    stuck = log_rest == float("-inf")
+    tilde = others - log_rest.unsqueeze(-1)
+    choice = draw(torch.where(stuck.unsqueeze(-1), log_q, tilde), generator)
+    new_tokens = torch.where(stuck, current, proposable_ids[choice])
+    log_forward = tilde.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+    # reverse: q(x_t) / (1 - q(x'_t)), both from this row
+    is_new = torch.zeros_like(is_current).scatter_(-1, choice.unsqueeze(-1), True)
+    log_rest_new = torch.logsumexp(log_q.masked_fill(is_new, float("-inf")), -1)
+    log_reverse = token_log_prob(log_q, current, proposable_ids) - log_rest_new
+    zero = torch.zeros_like(log_forward)
+    return Proposal(
+        new_tokens, torch.where(stuck, zero, log_forward), torch.where(stuck, zero, log_reverse)
+    )
+
+
+def draw(log_q: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One column index per row of ``log_q [N, K]``, drawn with probabilities ``exp(log_q)``."""
+    probs = log_q.exp()
+    if generator is None:
+        return torch.multinomial(probs, 1).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def token_log_prob(

@@ -113,6 +113,7 @@ def fill_masked(
     tokens: torch.Tensor,
     where: torch.Tensor,
     proposable_ids: torch.Tensor,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""Give the positions ``where`` (``[C, L]`` bool) values drawn left to right.
 
@@ -132,6 +133,7 @@ def fill_masked(
             continue
         positions = torch.full((len(rows),), t, dtype=torch.long, device=out.device)
         logits = conditionals(out[rows], positions)
-        pick = torch.multinomial(torch.softmax(logits.float(), -1), 1).squeeze(-1)
+        probs = torch.softmax(logits.float(), -1)
+        pick = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         out[rows, t] = proposable[pick]
     return out

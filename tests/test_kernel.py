@@ -11,6 +11,7 @@ from conftest import run_mcmc, tiny_mlm
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy
+from pyro_mlm.samplers.scan import next_positions
 
 
 class Counter:
@@ -151,7 +152,11 @@ def test_systematic_scan_visits_free_positions_in_order(mlm: MaskedLM) -> None:
     kernel = MaskedMH(MLMEnergy(mlm), free=[1, 3, 4], scan="systematic")
     kernel.initial_params = {"tokens": mlm.encode("a b c d")}
     kernel.setup(0)
-    order = [int(kernel._next_positions()[0]) for _ in range(7)]
+    assert kernel.sampler is not None
+    cursor, order = kernel.state.cursor, []
+    for _ in range(7):  # the scan is a pure function of the sites and the state's cursor
+        positions, cursor = next_positions(kernel.sampler.sites, cursor, "systematic", None)
+        order.append(int(positions[0]))
     assert order == [1, 3, 4, 1, 3, 4, 1]
 
 

@@ -16,7 +16,7 @@ from pyro_mlm.cli import UsageError, read_sequences
 from pyro_mlm.load import load_vocabulary
 from pyro_mlm.packaged import PACKAGED
 from pyro_mlm.run.spec import RunSpec
-from pyro_mlm.run.store import DamagedRunError, iter_records, load_checkpoint
+from pyro_mlm.run.store import CHECKPOINT_KEYS, DamagedRunError, iter_records, load_checkpoint
 from pyro_mlm.sites import RANGES, parse_free
 
 SETTINGS = settings(
@@ -161,7 +161,7 @@ def test_random_bytes_as_a_checkpoint_are_damaged(tmp_path, data) -> None:
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(data)
     with pytest.raises(DamagedRunError, match=re.escape(str(path))):
-        load_checkpoint(str(path), ("kernel", "rng", "initial_tokens"))
+        load_checkpoint(str(path), CHECKPOINT_KEYS)
 
 
 @SETTINGS

@@ -47,8 +47,9 @@ from data import load_pairs, split
 from scores import bleu, bootstrap_bleu, chrf, sentence_bleu
 from tlm import Translator, join, pad, pieces
 
-from pyro_mlm import MaskedGibbs, MaskedMH, MLMEnergy
+from pyro_mlm import MLMEnergy, Target
 from pyro_mlm.mask_predict import mask_predict, warm_start
+from pyro_mlm.samplers import build_sampler
 
 
 def test_set(
@@ -105,27 +106,24 @@ def run_sampler(
         idx = order[lo : lo + group]
         init = start[idx].repeat_interleave(chains, 0)
         mask = free[idx].repeat_interleave(chains, 0)
-        if kind.startswith("mh"):
-            kernel: MaskedMH | MaskedGibbs = MaskedMH(
-                energy, free=mask, proposal_temperature=proposal_temperature
-            )
-        else:
-            kernel = MaskedGibbs(energy, free=mask, proposal_temperature=proposal_temperature)
-        kernel.initial_params = {"tokens": init}
-        kernel.setup(0)
-        params = kernel.initial_params
-        steps = int(mask.sum(-1).max())
+        sampler = build_sampler(
+            "mh" if kind.startswith("mh") else "gibbs",
+            Target(energy),
+            mask,
+            proposal_temperature=proposal_temperature,
+        )
+        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        state = sampler.init(init)
+        steps = sampler.proposals
         tokens[0, idx] = init.reshape(len(idx), chains, length)
-        energies[0, idx] = kernel.current_energy.cpu().reshape(len(idx), chains)
+        energies[0, idx] = sampler.energy(state).cpu().reshape(len(idx), chains)
         for epoch in range(1, epochs + 1):
-            params = kernel.sample(params)
-            info = kernel.last_sweep
-            assert info is not None
+            state, info = sampler.step(state, generator)
             proposals += steps * len(init)
             accepted += float(info.acceptance_rate.sum()) * steps
             novel += float(info.is_novel.sum()) * steps
-            tokens[epoch, idx] = params["tokens"].reshape(len(idx), chains, length)
-            energies[epoch, idx] = kernel.current_energy.cpu().reshape(len(idx), chains)
+            tokens[epoch, idx] = state.tokens.cpu().reshape(len(idx), chains, length)
+            energies[epoch, idx] = sampler.energy(state).cpu().reshape(len(idx), chains)
     return {
         "tokens": tokens,
         "energies": energies,

@@ -18,8 +18,9 @@ A run directory holds:
     The report (:mod:`pyro_mlm.run.report`), written at the end and when a run is
     interrupted.
 
-This module drives the Pyro kernel itself (``setup`` then one ``sample`` per sweep,
-as ``pyro.infer.MCMC`` does) because ``MCMC`` has no way to checkpoint a run.
+This module drives the sampler's pure ``step`` directly, with its own
+``torch.Generator`` seeded from the run's seed: the checkpoint is the sampler state's
+fields plus the generator's state, whatever the sampler.
 """
 
 from __future__ import annotations
@@ -32,18 +33,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pyro
-import pyro.util
 import torch
 
 from pyro_mlm.energy import MLMEnergy
-from pyro_mlm.kernel import MaskedGibbs, MaskedMH, _SweepKernel
 from pyro_mlm.models import MaskedLM
 from pyro_mlm.run.progress import Progress
 from pyro_mlm.run.report import RunResult, write_report
 from pyro_mlm.run.spec import RunSpec, prepare
 from pyro_mlm.run.store import (
     CHECKPOINT_FILE,
+    CHECKPOINT_KEYS,
     SAMPLES_FILE,
     SPEC_FILE,
     load_checkpoint,
@@ -51,23 +50,29 @@ from pyro_mlm.run.store import (
     truncate_draws,
     write_atomic,
 )
+from pyro_mlm.samplers import SweepInfo, SweepSampler, build_sampler
+from pyro_mlm.samplers.base import load_state, state_dict
 from pyro_mlm.sites import fill_masked
-
-_CHECKPOINT_KEYS = ("kernel", "rng", "initial_tokens")
+from pyro_mlm.target import Target
 
 
 class Interrupted(Exception):
     """Raised inside the sweep loop by SIGINT (Ctrl-C) or SIGTERM (``kill``)."""
 
 
-def build_kernel(spec: RunSpec, mlm: MaskedLM) -> tuple[_SweepKernel, torch.Tensor]:
-    """The kernel of ``spec`` and its starting tokens ``[C, L]`` (masks not yet filled)."""
+def build(spec: RunSpec, mlm: MaskedLM) -> tuple[SweepSampler, torch.Tensor]:
+    """The sampler of ``spec`` (from the registry) and its starting tokens ``[C, L]``."""
     tokens, free = prepare(spec, mlm)
     energy = MLMEnergy(mlm, spec.energy, temperature=spec.temperature)  # type: ignore[arg-type]
-    kernels: dict[str, type[_SweepKernel]] = {"mh": MaskedMH, "gibbs": MaskedGibbs}
-    scan: Any = spec.scan
-    kernel = kernels[spec.kernel](energy, free.to(mlm.device), scan, spec.proposal_temperature)
-    return kernel, tokens.to(mlm.device)
+    sampler = build_sampler(
+        spec.kernel,
+        Target(energy),
+        free.to(mlm.device),
+        scan=spec.scan,
+        proposal_temperature=spec.proposal_temperature,
+        **spec.options,
+    )
+    return sampler, tokens.to(mlm.device)
 
 
 def sample_to_directory(
@@ -87,28 +92,28 @@ def sample_to_directory(
     """
     paths = {name: os.path.join(directory, name) for name in (SPEC_FILE, SAMPLES_FILE)}
     checkpoint_path = os.path.join(directory, CHECKPOINT_FILE)
-    kernel, tokens = build_kernel(spec, mlm)
-    free = kernel.free
-    assert isinstance(free, torch.Tensor)
-    saved = load_checkpoint(checkpoint_path, _CHECKPOINT_KEYS) if resume else None
+    sampler, tokens = build(spec, mlm)
+    free = sampler.sites.mask
+    generator = torch.Generator(device=mlm.device)
+    saved = load_checkpoint(checkpoint_path, CHECKPOINT_KEYS) if resume else None
+    counts = dict.fromkeys(("proposals", "accepted", "novel"), 0.0)
     if saved is None:
-        pyro.set_rng_seed(spec.seed)
+        generator.manual_seed(spec.seed)
         # mask tokens at free positions get a first value; at fixed positions a mask
         # is context ("unknown residue") and stays
         fill = (tokens == mlm.mask_token_id) & free
-        start = fill_masked(kernel.energy.conditionals, tokens, fill, mlm.proposable_ids)
-    else:
-        start = _saved_start(saved, checkpoint_path, tokens).to(mlm.device)
-    kernel.initial_params = {"tokens": start}
-    kernel.setup(spec.warmup)
-    if saved is None:
+        conditionals = sampler.target.energy.conditionals
+        start = fill_masked(conditionals, tokens, fill, mlm.proposable_ids, generator)
+        state = sampler.init(start)
         os.makedirs(directory, exist_ok=True)
         write_atomic(paths[SPEC_FILE], spec.to_json().encode())
         open(paths[SAMPLES_FILE], "w").close()
         done = 0
-        _save(checkpoint_path, kernel, start)
+        _save(checkpoint_path, 0, state, generator, start, counts)
     else:
-        done = _restore(kernel, saved, checkpoint_path)
+        start = _saved_start(saved, checkpoint_path, tokens).to(mlm.device)
+        state, done = _restore(sampler, saved, generator, checkpoint_path, start)
+        counts.update(saved["counts"])
         truncate_draws(paths[SAMPLES_FILE], max(done - spec.warmup, 0), spec.chains)
     total = spec.warmup + spec.samples
     began = time.perf_counter()
@@ -118,34 +123,43 @@ def sample_to_directory(
         with guard.installed(), open(paths[SAMPLES_FILE], "a", encoding="utf-8") as out:
             bar = Progress(total, done, enabled=progress, desc=mlm.name, unit="sweep")
             for sweep in range(done + 1, total + 1):
-                kernel.sample({"tokens": kernel._current_tokens().cpu()})
+                state, info = sampler.step(state, generator)
+                if sweep > spec.warmup:
+                    _count(counts, info, sampler.proposals)
                 with guard:  # a stop request waits until the sweep is saved
                     if sweep > spec.warmup:
-                        _write_draws(out, kernel, mlm, start, sweep - spec.warmup - 1)
+                        draw = sweep - spec.warmup - 1
+                        _write_draws(out, sampler, state, info, mlm, start, draw)
                     if on_sweep is not None:
                         on_sweep(sweep)
-                    _save(checkpoint_path, kernel, start)
+                    _save(checkpoint_path, sweep, state, generator, start, counts)
                 phase = "warmup" if sweep <= spec.warmup else "sample"
-                bar.update(1, kernel.logging(), phase)
+                bar.update(1, _rates(counts, info, sampler.proposals), phase)
             bar.close()
         completed = True
     except (KeyboardInterrupt, Interrupted):
         pass
     seconds = time.perf_counter() - began
-    diag = kernel.diagnostics()
-    rates = (float(diag["acceptance rate"]), float(diag["novel acceptance rate"]))
+    n = max(counts["proposals"], 1.0)
+    rates = (counts["accepted"] / n, counts["novel"] / n)
     return write_report(directory, spec, mlm, free, completed, seconds, rates)
 
 
 # ---------------------------------------------------------------- internals
 def _write_draws(
-    out: Any, kernel: _SweepKernel, mlm: MaskedLM, start: torch.Tensor, draw: int
+    out: Any,
+    sampler: SweepSampler,
+    state: Any,
+    info: SweepInfo,
+    mlm: MaskedLM,
+    start: torch.Tensor,
+    draw: int,
 ) -> None:
-    tokens = kernel._current_tokens().cpu()
-    energy = kernel.current_energy.cpu()
-    info = kernel.last_sweep
-    assert info is not None
+    tokens = state.tokens.cpu()
+    energy = sampler.energy(state).cpu()
     hamming = (tokens != start.cpu()).sum(-1)
+    fields = {("novel_rate" if k == "is_novel" else k): v.cpu() for k, v in info._asdict().items()}
+    fields["rows"] = state.rows.cpu()  # cumulative masked rows: the chain's cost so far
     lines = []
     for c in range(tokens.shape[0]):
         record = {
@@ -154,9 +168,7 @@ def _write_draws(
             "sequence": mlm.decode(tokens[c]),
             "energy": float(energy[c]),
             "hamming": int(hamming[c]),
-            "acceptance_rate": float(info.acceptance_rate[c]),
-            "novel_rate": float(info.is_novel[c]),
-            "accept_prob": float(info.accept_prob[c]),
+            **{k: (int(v[c]) if k == "rows" else float(v[c])) for k, v in fields.items()},
             "tokens": tokens[c].tolist(),
         }
         lines.append(json.dumps(record) + "\n")
@@ -164,13 +176,39 @@ def _write_draws(
     out.flush()  # a killed process keeps what was flushed (no fsync: it costs more than a sweep)
 
 
-def _save(path: str, kernel: _SweepKernel, start: torch.Tensor) -> None:
-    state = {
-        "kernel": kernel.state_dict(),
-        "rng": pyro.util.get_rng_state(),
-        "initial_tokens": start.cpu(),
+def _count(counts: dict[str, float], info: SweepInfo, proposals: int) -> None:
+    counts["proposals"] += proposals * info.acceptance_rate.numel()
+    counts["accepted"] += round(float(info.acceptance_rate.sum()) * proposals)
+    counts["novel"] += round(float(info.is_novel.sum()) * proposals)
+
+
+def _rates(counts: dict[str, float], info: SweepInfo, proposals: int) -> dict[str, str]:
+    """Progress statistics: after warm-up the run's rates, during it the latest sweep's."""
+    if counts["proposals"]:
+        n = counts["proposals"]
+        return {"acc. rate": f"{counts['accepted'] / n:.3f}", "novel": f"{counts['novel'] / n:.3f}"}
+    return {
+        "acc. rate": f"{float(info.acceptance_rate.mean()):.3f}",
+        "novel": f"{float(info.is_novel.mean()):.3f}",
     }
-    save_checkpoint(path, state)
+
+
+def _save(
+    path: str,
+    sweep: int,
+    state: Any,
+    generator: torch.Generator,
+    start: torch.Tensor,
+    counts: dict[str, float],
+) -> None:
+    checkpoint = {
+        "sweep": sweep,
+        "state": state_dict(state),
+        "generator": generator.get_state(),
+        "initial_tokens": start.cpu(),
+        "counts": dict(counts),
+    }
+    save_checkpoint(path, checkpoint)
 
 
 def _saved_start(saved: dict[str, Any], path: str, tokens: torch.Tensor) -> torch.Tensor:
@@ -184,15 +222,23 @@ def _saved_start(saved: dict[str, Any], path: str, tokens: torch.Tensor) -> torc
     return start
 
 
-def _restore(kernel: _SweepKernel, saved: dict[str, Any], path: str) -> int:
-    """Load the kernel state and RNG of a checkpoint; returns the sweeps done."""
+def _restore(
+    sampler: SweepSampler,
+    saved: dict[str, Any],
+    generator: torch.Generator,
+    path: str,
+    start: torch.Tensor,
+) -> tuple[Any, int]:
+    """The sampler state and generator of a checkpoint; returns ``(state, sweeps done)``."""
     try:
-        kernel.load_state_dict(saved["kernel"])
-        pyro.util.set_rng_state(saved["rng"])
-        return int(saved["kernel"]["sweep"])
-    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+        state = load_state(sampler.State, saved["state"], start.device)
+        if state.tokens.shape != start.shape:
+            raise ValueError(f"chains of shape {tuple(state.tokens.shape)}")
+        generator.set_state(saved["generator"])
+        return state, int(saved["sweep"])
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, ValueError) as err:
         raise ValueError(
-            f"{path} is damaged (its kernel or RNG state is incomplete: "
+            f"{path} is damaged (its sampler or generator state is unusable: "
             f"{type(err).__name__} {err}); the draws in samples.jsonl up to the last saved "
             "sweep are intact; start a new run with another --out"
         ) from err

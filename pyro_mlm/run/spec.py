@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
     from pyro_mlm.vocabulary import Vocabulary
 
-KERNELS = ("mh", "gibbs")
 ENERGIES = ("norm", "raw")
 SCANS = ("random", "systematic")
 MAX_SEED = 2**32 - 1  # numpy's seed range, which pyro.set_rng_seed also seeds
@@ -42,6 +41,7 @@ class RunSpec:
     proposal_temperature: float = 1.0
     scan: str = "random"
     seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chains(self) -> int:
@@ -98,9 +98,21 @@ class RunSpec:
             raise ValueError("a run needs at least one chain (one starting sequence)")
         if not isinstance(self.free, str):
             fail("free", "a string such as 'all' or '98-110'")
-        for name, choices in (("energy", ENERGIES), ("kernel", KERNELS), ("scan", SCANS)):
+        from pyro_mlm.samplers import SAMPLERS
+
+        for name, choices in (("energy", ENERGIES), ("kernel", tuple(SAMPLERS)), ("scan", SCANS)):
             if getattr(self, name) not in choices:
                 fail(name, "one of " + ", ".join(repr(c) for c in choices))
+        if not isinstance(self.options, dict):
+            fail("options", "a mapping of the sampler's settings")
+        known = SAMPLERS[self.kernel].OPTIONS
+        for key, value in self.options.items():
+            if key not in known:
+                raise ValueError(
+                    f"sampler {self.kernel!r} takes no option {key!r}; its options: "
+                    f"{sorted(known) or 'none'}"
+                )
+            known[key].parse(value)  # raises ValueError on a bad value
         for name, low in (("warmup", 0), ("samples", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -18,6 +18,9 @@ import numpy as np
 
 SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE = "run.json", "samples.jsonl", "checkpoint.pt"
 REPORT_FILES = ("posterior.nc", "summary.csv", "trace.png", "rank.png")
+# what a checkpoint holds: the sweep, the sampler state's fields, the generator's state,
+# the starting tokens and the acceptance counts
+CHECKPOINT_KEYS = ("sweep", "state", "generator", "initial_tokens", "counts")
 
 # the fields of one draw line and the types they must have
 _RECORD_FIELDS: dict[str, tuple[type, ...]] = {

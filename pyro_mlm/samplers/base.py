@@ -1,0 +1,179 @@
+r"""What every sweep sampler shares: settings, the sweep loop, the per-sweep info.
+
+A sampler is an immutable object built from the target and the free positions. Its
+:meth:`SweepSampler.init` turns tokens into a state, and :meth:`SweepSampler.step`
+runs one sweep, ``(state, generator) -> (state, info)``, without touching anything
+else: states and infos are ``NamedTuple`` s of tensors (BlackJAX ``RWState`` /
+``RWInfo``), so a run is checkpointed by saving the state's fields and the
+generator's state, and any new info field is recorded and saved by the shells
+without editing them.
+
+A subclass sets ``name``, declares its extra ``OPTIONS`` and implements
+:meth:`SweepSampler.start` (the state of some tokens) and
+:meth:`SweepSampler.propose` (one proposal in every chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+
+from pyro_mlm.mh import MHInfo
+from pyro_mlm.samplers.scan import SCANS, Scan, Sites, next_positions, sites_of
+from pyro_mlm.target import Target
+from pyro_mlm.validation import check_temperature
+
+
+class SweepInfo(NamedTuple):
+    r"""Per-chain statistics ``[C]`` of one sweep.
+
+    Attributes
+    ----------
+    accept_prob
+        Mean :math:`\min(1, \alpha)` over the sweep's proposals.
+    acceptance_rate
+        Fraction of proposals accepted (a self-proposal counts).
+    is_novel
+        Fraction accepted and different from the current sequence.
+    rows
+        Masked rows the chain evaluated in this sweep (its cost).
+    """
+
+    accept_prob: torch.Tensor
+    acceptance_rate: torch.Tensor
+    is_novel: torch.Tensor
+    rows: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Option:
+    """A sampler setting the command line exposes as ``--NAME`` (dashes for underscores)."""
+
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+
+
+class SweepSampler:
+    """Settings of a sampler over ``C`` chains with free mask ``free [C, L]``.
+
+    Parameters
+    ----------
+    target
+        The distribution to sample (MLM energy, experts, temperature).
+    free
+        ``[C, L]`` bool mask of the positions each chain may change.
+    scan
+        ``"random"`` or ``"systematic"`` order of the proposal positions.
+    proposal_temperature
+        :math:`\\tau` of the masked-conditional proposals.
+    proposals_per_sweep
+        Proposals per :meth:`step` (default: the largest free count, one sweep).
+    """
+
+    name: ClassVar[str] = ""
+    exact: ClassVar[bool] = True
+    State: ClassVar[Any]  # the NamedTuple class of this sampler's states
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+
+    def __init__(
+        self,
+        target: Target,
+        free: torch.Tensor,
+        *,
+        scan: Scan = "random",
+        proposal_temperature: float = 1.0,
+        proposals_per_sweep: int | None = None,
+    ) -> None:
+        if not isinstance(target, Target):
+            raise TypeError(f"expected a Target, got {type(target).__name__}")
+        if scan not in SCANS:
+            raise ValueError(f"scan must be 'random' or 'systematic', got {scan!r}")
+        if proposals_per_sweep is not None and (
+            not isinstance(proposals_per_sweep, int) or proposals_per_sweep < 1
+        ):
+            raise ValueError(
+                f"proposals_per_sample must be a positive int or None (one sweep), got "
+                f"{proposals_per_sweep!r}"
+            )
+        if free.dtype != torch.bool or free.dim() != 2 or not bool(free.any(-1).all()):
+            raise ValueError("free must be a [C, L] bool mask with a free position in every row")
+        self.target = target
+        self.sites: Sites = sites_of(free)
+        self.scan: Scan = scan
+        self.proposal_temperature = check_temperature(proposal_temperature, "proposal_temperature")
+        self.proposals = proposals_per_sweep or int(self.sites.counts.max())
+        self.proposable = target.mlm.proposable_ids.to(free.device)
+
+    # ------------------------------------------------------------ the interface
+    def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> Any:
+        """The state of ``tokens [C, L]``; ``beta [C]`` defaults to ``1 / T`` of the target."""
+        if beta is None:
+            beta = torch.full((tokens.shape[0],), 1.0 / self.target.temperature)
+        zero = torch.zeros((), dtype=torch.long)
+        rows = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+        return self.start(tokens, beta.to(tokens.device), zero, rows)
+
+    def step(self, state: Any, generator: torch.Generator | None = None) -> tuple[Any, SweepInfo]:
+        """One sweep: ``proposals`` proposals in every chain; returns the new state and info."""
+        sums = torch.zeros(3, state.tokens.shape[0], device=state.tokens.device)
+        rows_before = state.rows
+        with torch.no_grad():
+            for _ in range(self.proposals):
+                positions, cursor = next_positions(self.sites, state.cursor, self.scan, generator)
+                state, info = self.propose(state._replace(cursor=cursor), positions, generator)
+                sums += torch.stack(
+                    [info.accept_prob, info.is_accepted.float(), info.is_novel.float()]
+                )
+        accept_prob, acceptance_rate, is_novel = sums / self.proposals
+        return state, SweepInfo(accept_prob, acceptance_rate, is_novel, state.rows - rows_before)
+
+    def energy(self, state: Any) -> torch.Tensor:
+        """Total energy ``[C]`` of the state's sequences (cached where the sampler keeps it)."""
+        return state.energy
+
+    def options(self) -> dict[str, Any]:
+        """This sampler's own settings (``OPTIONS``), as saved in a run's ``run.json``."""
+        return {}
+
+    # ------------------------------------------------------------ for subclasses
+    def start(
+        self, tokens: torch.Tensor, beta: torch.Tensor, cursor: torch.Tensor, rows: torch.Tensor
+    ) -> Any:
+        raise NotImplementedError
+
+    def propose(
+        self, state: Any, positions: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[Any, MHInfo]:
+        raise NotImplementedError
+
+    def evaluate(self, tokens: torch.Tensor, chains: torch.Tensor) -> Any:
+        """The target's evaluation of ``tokens`` (rows of chains ``chains``)."""
+        return self.target.evaluate(tokens, self.sites.mask[chains], chains=chains)
+
+    def cost(self, evaluated: torch.Tensor) -> torch.Tensor:
+        """Rows ``[C]`` paid by the chains whose proposals were evaluated."""
+        return torch.where(evaluated, self.sites.counts, 0)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(chains={self.sites.mask.shape[0]}, scan={self.scan!r}, "
+            f"proposal_temperature={self.proposal_temperature}, proposals={self.proposals})"
+        )
+
+
+def state_dict(state: Any) -> dict[str, torch.Tensor]:
+    """The fields of a state as CPU tensors (for a checkpoint)."""
+    return {k: v.cpu() for k, v in state._asdict().items() if v is not None}
+
+
+def load_state(cls: Any, saved: dict[str, torch.Tensor], device: torch.device) -> Any:
+    """A ``cls`` state from :func:`state_dict`, on ``device``."""
+    missing = [f for f in cls._fields if f not in saved and f not in cls._field_defaults]
+    if missing:
+        raise KeyError(f"saved state lacks {missing}")
+    return cls(**{k: v.to(device) for k, v in saved.items() if k in cls._fields})
