@@ -8,6 +8,7 @@ pass per masked position (the slow, obvious reference), dense matrices over all
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 
@@ -165,3 +166,91 @@ def chi_square_pvalue(
         exp_bins.append(float(expected[small].sum()))
     stat = sum((o - e) ** 2 / e for o, e in zip(obs_bins, exp_bins, strict=True) if e > 0)
     return float(chi2.sf(stat, len(obs_bins) - 1))
+
+
+# ---------------------------------------------------------------- block and Metropolised MH
+def mh_mixture(
+    en: Enumeration,
+    target: torch.Tensor,
+    blocks: list[tuple[float, tuple[int, ...]]],
+    proposal_temperature: float = 1.0,
+    reverse: str = "proposed",
+) -> torch.Tensor:
+    """One block-MH proposal: ``sum_B P(B) K_B`` over ``blocks = [(P(B), B), ...]``.
+
+    ``B`` holds indices into ``en.free_positions``. ``K_B`` draws each new token at
+    ``B`` from the current state's conditional and accepts with
+    ``min(1, pi(X') prod q(x_t | X'\\t) / (pi(X) prod q(x'_t | X\\t)))``. With
+    ``reverse="current"`` the reverse terms are (wrongly) read from the current state's
+    conditionals instead of the proposed one's: the negative case.
+    """
+    n, ids = len(en), en.ids
+    P = torch.zeros(n, n, dtype=torch.float64)
+    for weight, block in blocks:
+        K = torch.zeros(n, n, dtype=torch.float64)
+        for i in range(n):
+            log_q = [torch.log_softmax(en.scores[i][t] / proposal_temperature, -1) for t in block]
+            current = [ids.index(int(en.states[i][en.free_positions[t]])) for t in block]
+            for combo in itertools.product(range(len(ids)), repeat=len(block)):
+                x = en.states[i].clone()
+                for t, k in zip(block, combo, strict=True):
+                    x[en.free_positions[t]] = ids[k]
+                j = en.index[tuple(x.tolist())]
+                fwd = sum(float(log_q[m][k]) for m, k in enumerate(combo))
+                if j == i:
+                    K[i, i] += math.exp(fwd)
+                    continue
+                if reverse == "proposed":
+                    back = [
+                        torch.log_softmax(en.scores[j][t] / proposal_temperature, -1) for t in block
+                    ]
+                else:
+                    back = log_q
+                rev = sum(float(back[m][c]) for m, c in enumerate(current))
+                alpha = float(target[j] / target[i]) * math.exp(rev - fwd)
+                K[i, j] += math.exp(fwd) * min(1.0, alpha)
+            K[i, i] += 1.0 - K[i].sum()
+        P += weight * K
+    return P
+
+
+def random_blocks(free: int, sizes: tuple[int, ...]) -> list[tuple[float, tuple[int, ...]]]:
+    """``k`` drawn uniformly from ``sizes``, then a uniform ``k``-subset of the free positions."""
+    out = []
+    for k in sizes:
+        subsets = list(itertools.combinations(range(free), min(k, free)))
+        out += [(1.0 / len(sizes) / len(subsets), b) for b in subsets]
+    return out
+
+
+def window_blocks(free: int, k: int) -> list[tuple[float, tuple[int, ...]]]:
+    """Start index uniform over ``free``, moved back to ``free - k`` to fit: consecutive sites."""
+    k = min(k, free)
+    weights = [0.0] * (free - k + 1)
+    for index in range(free):
+        weights[min(index, free - k)] += 1.0 / free
+    return [(w, tuple(range(s, s + k))) for s, w in enumerate(weights)]
+
+
+def metropolised_kernel(
+    en: Enumeration, target: torch.Tensor, proposal_temperature: float = 1.0
+) -> torch.Tensor:
+    """One Metropolised single-site proposal (random scan): q without the current token."""
+    n, ids = len(en), en.ids
+    P = torch.zeros(n, n, dtype=torch.float64)
+    sites = len(en.free_positions)
+    for t in range(sites):
+        for i in range(n):
+            q = torch.softmax(en.scores[i][t] / proposal_temperature, -1)
+            cur = ids.index(int(en.states[i][en.free_positions[t]]))
+            for k in range(len(ids)):
+                if k == cur:
+                    continue
+                j = en._neighbour(i, t, k)
+                q_fwd = float(q[k] / (1 - q[cur]))
+                q_rev = float(q[cur] / (1 - q[k]))
+                alpha = float(target[j] / target[i]) * q_rev / q_fwd
+                P[i, j] += q_fwd * min(1.0, alpha) / sites
+        # each site's rejected mass stays
+    P += torch.diag(1.0 - P.sum(1))
+    return P

@@ -1,0 +1,80 @@
+"""The case list every registered sampler joins (BlackJAX ``mcse_test_cases`` style).
+
+One entry per sampler setting: the exactness, Pyro-contract, same-seed, resume and
+row-count tests all run over ``SAMPLER_CASES``; a test fails when a registered sampler
+has no entry, so a new sampler cannot skip them. ``per_proposal`` builds the exact
+transition matrix of one random-scan proposal by enumeration (tests/exact.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from exact import (
+    Enumeration,
+    metropolised_kernel,
+    mh_mixture,
+    random_blocks,
+    window_blocks,
+)
+
+Exact = Callable[[Enumeration, "torch.Tensor | None", float], torch.Tensor]
+
+
+def _mh(en: Enumeration, target: torch.Tensor | None, q_temp: float) -> torch.Tensor:
+    return en.sweep_kernel(target, "random", 1, q_temp)
+
+
+def _block(sizes: tuple[int, ...], mode: str = "random") -> Exact:
+    def build(en: Enumeration, target: torch.Tensor | None, q_temp: float) -> torch.Tensor:
+        assert target is not None
+        n = len(en.free_positions)
+        blocks = random_blocks(n, sizes) if mode == "random" else window_blocks(n, sizes[0])
+        return mh_mixture(en, target, blocks, q_temp)
+
+    return build
+
+
+def _metropolised(en: Enumeration, target: torch.Tensor | None, q_temp: float) -> torch.Tensor:
+    assert target is not None
+    return metropolised_kernel(en, target, q_temp)
+
+
+@dataclass(frozen=True)
+class SamplerCase:
+    """A registered sampler with settings, and how to build its exact per-proposal kernel."""
+
+    id: str
+    sampler: str
+    options: dict[str, Any] = field(default_factory=dict)
+    per_proposal: Exact = _mh
+    exact: bool = True
+    energies: tuple[str, ...] = ("norm",)  # energies the enumeration test runs it with
+    thin: int = 1  # sweeps between draws x this, so that draws are nearly independent
+
+    def __repr__(self) -> str:
+        return self.id
+
+
+SAMPLER_CASES = [
+    SamplerCase("mh", "mh"),  # its enumeration cases are the original ones, in test_exactness
+    SamplerCase("gibbs", "gibbs", exact=False),
+    SamplerCase("block-2", "block", {"block_size": 2}, _block((2,)), energies=("norm", "raw")),
+    SamplerCase(
+        "block-2-window",
+        "block",
+        {"block_size": 2, "block_mode": "window"},
+        _block((2,), "window"),
+        energies=("raw",),
+    ),
+    # all three sites at once: fewer accepted moves per proposal, so twice the sweeps per draw
+    SamplerCase("block-all", "block", {"block_size": 3}, _block((3,)), thin=2),
+    SamplerCase("block-1,2", "block", {"block_size": (1, 2)}, _block((1, 2)), energies=("raw",)),
+    SamplerCase(
+        "metropolised", "metropolised", per_proposal=_metropolised, energies=("norm", "raw")
+    ),
+]
+EXACT_CASES = [c for c in SAMPLER_CASES if c.exact and c.sampler != "mh"]
