@@ -22,10 +22,11 @@ _EXPORTS = {
     "MHInfo": "pyro_mlm.mh",
     "MHState": "pyro_mlm.mh",
     "MLMEnergy": "pyro_mlm.energy",
-    "MaskedGibbs": "pyro_mlm.kernel",
+    "MaskedGibbs": "pyro_mlm.masked",
     "MaskedLM": "pyro_mlm.models",
-    "MaskedMH": "pyro_mlm.kernel",
+    "MaskedMH": "pyro_mlm.masked",
     "MaskedUniformTokens": "pyro_mlm.potential",
+    "SamplerKernel": "pyro_mlm.kernel",
     "Target": "pyro_mlm.target",
     "Vocabulary": "pyro_mlm.vocabulary",
     "mlm_model": "pyro_mlm.potential",
@@ -45,6 +46,7 @@ __all__ = [
     "MaskedLM",
     "MaskedMH",
     "MaskedUniformTokens",
+    "SamplerKernel",
     "Target",
     "Vocabulary",
     "mlm_model",
@@ -57,7 +59,8 @@ __all__ = [
 if TYPE_CHECKING:
     from pyro_mlm.diagnostics import plot_energy_trace, summary, to_inference_data
     from pyro_mlm.energy import Evaluation, MLMEnergy
-    from pyro_mlm.kernel import MaskedGibbs, MaskedMH
+    from pyro_mlm.kernel import SamplerKernel
+    from pyro_mlm.masked import MaskedGibbs, MaskedMH
     from pyro_mlm.mh import MHInfo, MHState
     from pyro_mlm.models import MaskedLM
     from pyro_mlm.potential import MaskedUniformTokens, mlm_model, potential_fn

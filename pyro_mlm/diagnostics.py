@@ -19,6 +19,16 @@ SUMMARY_VARS = ("energy", "hamming")
 MIN_DRAWS = 4  # ArviZ's R-hat and ESS need at least 4 draws per chain
 
 
+def log_density(energy: Any, temperature: float) -> Any:
+    """ArviZ's ``lp``: the log target up to a constant, :math:`-E/T`."""
+    return -energy / temperature
+
+
+def hamming(tokens: Any, start: Any) -> Any:
+    """Positions where ``tokens [..., L]`` differ from ``start`` (broadcast), summed over L."""
+    return (tokens != start).sum(-1)
+
+
 def _arviz() -> ModuleType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # 0.23's refactor notice
@@ -59,7 +69,7 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         return torch.cat(rows).double().numpy()
 
     start = torch.cat([d["initial_tokens"].reshape(chains, length) for d in diags])
-    hamming = (tokens != start.unsqueeze(1)).sum(-1)
+    distance = hamming(tokens, start.unsqueeze(1))
     temperature = float(diags[0]["temperature"])
     energy = stacked("energy")
     mlm = mcmc.kernel.energy.mlm
@@ -68,8 +78,8 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         "tokens": tokens.numpy(),
         "sequence": sequence,
         "energy": energy,
-        "hamming": hamming.double().numpy(),
-        "lp": -energy / temperature,
+        "hamming": distance.double().numpy(),
+        "lp": log_density(energy, temperature),
         "acceptance_rate": stacked("acceptance_rate"),
         "is_novel": stacked("is_novel"),
         "accept_prob": stacked("accept_prob"),

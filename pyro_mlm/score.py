@@ -33,11 +33,7 @@ def encode_all(vocab: Vocabulary, texts: Sequence[str]) -> list[torch.Tensor]:
             ids = vocab.encode(text)
         except ValueError as err:
             raise ValueError(f"sequence {number}: {err}") from err
-        if vocab.max_length is not None and len(ids) > vocab.max_length:
-            raise ValueError(
-                f"sequence {number} ({short(text, 30)!r}) has {len(ids)} tokens; "
-                f"{vocab.name} takes at most {vocab.max_length}"
-            )
+        vocab.check_length(len(ids), f"sequence {number} ({short(text, 30)!r})")
         if not bool((~vocab.special_mask(ids)).any()):
             raise ValueError(f"sequence {number} ({short(text, 30)!r}) has nothing to score")
         encoded.append(ids)

@@ -40,11 +40,7 @@ def check_tokens(tokens: object, mlm: Vocabulary, name: str = "tokens") -> torch
             f"{name} holds id {first}, outside the vocabulary [0, {mlm.vocab_size}) of "
             f"{mlm.name}; encode text with this model's tokenizer (mlm.encode)"
         )
-    if mlm.max_length is not None and tokens.shape[-1] > mlm.max_length:
-        raise ValueError(
-            f"{name} has length {tokens.shape[-1]} but {mlm.name} has only "
-            f"{mlm.max_length} positions; shorten the sequence or split it"
-        )
+    mlm.check_length(tokens.shape[-1], name)
     return tokens
 
 

@@ -124,6 +124,14 @@ class Vocabulary:
             content.append(int(sep_id))
         return torch.tensor(content, dtype=torch.long)
 
+    def check_length(self, length: int, what: str = "the sequence") -> None:
+        """``ValueError`` when ``length`` tokens (special tokens included) exceed the model's."""
+        if self.max_length is not None and length > self.max_length:
+            raise ValueError(
+                f"{what} has length {length} but {self.name} has only {self.max_length} "
+                "positions (special tokens included); shorten the sequence or split it"
+            )
+
     def decode(self, ids: torch.Tensor | Sequence[int], skip_special_tokens: bool = True) -> str:
         """Text of a token sequence (split-encoded tokens are joined with no spaces)."""
         ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]

@@ -158,7 +158,7 @@ BAD_SAMPLE_ARGS: list[tuple[str, list[str], str]] = [
     ("nan temperature", ["--sequence", TEXT, "--temperature", "nan"], "finite and > 0"),
     ("bad device", ["--sequence", TEXT, "--device", "gpu"], "unknown device 'gpu'"),
     ("different lengths", ["--sequence", "a b", "--sequence", "a b c"], "different lengths"),
-    ("too long", ["--sequence", " ".join(["a"] * 40)], "takes at most 32"),
+    ("too long", ["--sequence", " ".join(["a"] * 40)], "has only 32 positions"),
     ("free mask string", ["--sequence", TEXT, "--free", "**"], "has 2 characters"),
 ]
 

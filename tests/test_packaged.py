@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from pyro_mlm import MaskedLM, MLMEnergy
-from pyro_mlm.packaged import package_dir, read_fairseq_checkpoint, split_smiles
+from pyro_mlm.fairseq import read_fairseq_checkpoint
+from pyro_mlm.packaged import package_dir, split_smiles
 
 needs = {
     name: pytest.mark.skipif(

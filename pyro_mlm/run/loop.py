@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from pyro_mlm.diagnostics import hamming
 from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.models import MaskedLM
 from pyro_mlm.run.progress import Progress
@@ -157,7 +158,7 @@ def _write_draws(
 ) -> None:
     tokens = state.tokens.cpu()
     energy = sampler.energy(state).cpu()
-    hamming = (tokens != start.cpu()).sum(-1)
+    distance = hamming(tokens, start.cpu())
     fields = {("novel_rate" if k == "is_novel" else k): v.cpu() for k, v in info._asdict().items()}
     fields["rows"] = state.rows.cpu()  # cumulative masked rows: the chain's cost so far
     lines = []
@@ -167,7 +168,7 @@ def _write_draws(
             "draw": draw,
             "sequence": mlm.decode(tokens[c]),
             "energy": float(energy[c]),
-            "hamming": int(hamming[c]),
+            "hamming": int(distance[c]),
             **{k: (int(v[c]) if k == "rows" else float(v[c])) for k, v in fields.items()},
             "tokens": tokens[c].tolist(),
         }

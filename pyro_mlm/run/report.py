@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pyro_mlm.diagnostics import inference_data_from_draws, plot_energy_trace, plot_rank, summary
+from pyro_mlm.diagnostics import (
+    inference_data_from_draws,
+    log_density,
+    plot_energy_trace,
+    plot_rank,
+    summary,
+)
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import SAMPLES_FILE, read_draws
 
@@ -56,7 +62,7 @@ def write_report(
     draws = 0 if data is None else data["energy"].shape[1]
     table = idata = None
     if data is not None:
-        data["lp"] = -data["energy"] / spec.temperature
+        data["lp"] = log_density(data["energy"], spec.temperature)
         data["free_region"] = free_regions(data["tokens"], free.cpu().numpy(), vocab)
         first = data["tokens"][0, 0]
         residue = vocab.residue_numbers(_as_tensor(first)).numpy()

@@ -158,11 +158,7 @@ def prepare(spec: RunSpec, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tenso
             f"the starting sequences encode to different lengths {lengths}; chains run "
             "side by side and need one length"
         )
-    if vocab.max_length is not None and lengths[0] > vocab.max_length:
-        raise ValueError(
-            f"the sequence has {lengths[0]} tokens with its special tokens; {vocab.name} "
-            f"takes at most {vocab.max_length}"
-        )
+    vocab.check_length(lengths[0])
     tokens = torch.stack(encoded)
     free = torch.stack([parse_free(spec.free, t, vocab) for t in tokens])
     outside = free & ~torch.isin(tokens, vocab.proposable_ids) & (tokens != vocab.mask_token_id)

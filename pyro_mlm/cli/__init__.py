@@ -1,0 +1,138 @@
+"""The ``pyro-mlm`` command line: ``sample`` from a masked LM's energy, ``score`` sequences.
+
+No maths here: arguments become a :class:`pyro_mlm.run.spec.RunSpec` or a scoring
+call. Everything that does not need the model's weights (sequences, free positions,
+lengths, the seed, the run directory, the device) is checked first, from the model's
+tokenizer alone, so a typo costs a second, not a model load. Every user error
+(``ValueError``, ``TypeError``, ``OSError``) becomes one ``error:`` line on stderr
+with exit status 2; anything else is a bug and shows its traceback.
+
+    pyro-mlm sample --sequence EVQLVESGG...WGQGTLVTVSS --free cdrh3 --chains 4 --out runs/h3
+    pyro-mlm sample --resume runs/h3
+    pyro-mlm score EVQLVESGG... QVQLQQSGA... --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pyro_mlm import __version__
+from pyro_mlm.cli.inputs import UsageError, read_sequences
+from pyro_mlm.packaged import PACKAGED
+from pyro_mlm.sites import FREE_HELP
+
+__all__ = ["UsageError", "main", "read_sequences"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pyro-mlm``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(with_samplers=bool(argv) and argv[0] == "sample")
+    args = _finish_args(parser.parse_args(argv))
+    try:
+        if args.command == "sample":
+            from pyro_mlm.cli.sample import sample
+
+            return sample(args)
+        from pyro_mlm.cli.score import score
+
+        return score(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; the sampler registry (and torch) loads only for ``sample``."""
+    models = ", ".join(sorted(PACKAGED))
+    parser = argparse.ArgumentParser(
+        prog="pyro-mlm",
+        description="Sample sequences from a masked language model's energy with exact "
+        "Metropolis-Hastings (Goyal et al., ICLR 2022), and score sequences.",
+    )
+    parser.add_argument("--version", action="version", version=f"pyro-mlm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    model_help = (
+        f"packaged model ({models}), a local directory, or a Hugging Face hub id "
+        "(default: antiberty)"
+    )
+
+    s = sub.add_parser("sample", help="draw sequences with MH (or masked Gibbs)")
+    s.add_argument("--model", default=None, help=model_help)
+    s.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
+    s.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
+    s.add_argument("--length", type=int, help="start from N mask tokens, all free")
+    s.add_argument("--free", help=f"positions to sample: {FREE_HELP}")
+    s.add_argument("--energy", choices=["norm", "raw"], help="energy (default norm)")
+    _sampler_arguments(s, with_samplers)
+    s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
+    s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")
+    s.add_argument("--samples", type=int, help="kept sweeps per chain (default 100)")
+    s.add_argument("--temperature", type=float, help="T of exp(-E/T) (default 1)")
+    s.add_argument("--proposal-temperature", type=float, help="proposal temperature (default 1)")
+    s.add_argument("--scan", choices=["random", "systematic"], help="position order")
+    s.add_argument("--seed", type=int, help="random seed, 0 to 2**32-1 (default 0)")
+    s.add_argument("--out", default=None, help="output directory (default runs/sample)")
+    s.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    s.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress (default: a bar on a terminal, a line every 30 s in a log)",
+    )
+
+    c = sub.add_parser("score", help="energies of sequences (norm = negative PLL, raw)")
+    c.add_argument("sequences", nargs="*", help="sequences to score")
+    c.add_argument("--file", help="FASTA or one sequence per line ('-' for stdin)")
+    c.add_argument("--model", default="antiberty", help=model_help)
+    c.add_argument("--energy", choices=["norm", "raw", "both"], default="both")
+    c.add_argument("--format", choices=["table", "json"], default="table")
+    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    c.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _sampler_arguments(parser: argparse.ArgumentParser, with_samplers: bool) -> None:
+    """``--kernel`` with the registry's names, and every registered sampler's options."""
+    if not with_samplers:  # top-level --help: no need to import torch for the registry
+        parser.add_argument("--kernel", help="sampler: mh (default), block, gibbs, ...")
+        return
+    from pyro_mlm.samplers import SAMPLERS
+
+    parser.add_argument(
+        "--kernel",
+        choices=sorted(SAMPLERS),
+        help="sampler (default mh; gibbs is the inexact masked-Gibbs baseline)",
+    )
+    owners: dict[str, list[str]] = {}
+    options: dict[str, Any] = {}
+    for name, cls in SAMPLERS.items():
+        for key, option in cls.OPTIONS.items():
+            owners.setdefault(key, []).append(name)
+            options.setdefault(key, option)
+    group = parser.add_argument_group("sampler options")
+    for key, option in options.items():
+        group.add_argument(
+            "--" + key.replace("_", "-"),
+            dest="opt_" + key,
+            metavar=option.metavar,
+            help=f"{option.help} (--kernel {'/'.join(owners[key])}; default {option.default})",
+        )
+
+
+def _finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    if args.command == "sample":
+        args.out_given = args.out is not None
+        if args.out is None:
+            args.out = "runs/sample"
+    return args

@@ -1,0 +1,5 @@
+"""``python -m pyro_mlm.cli``."""
+
+from pyro_mlm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""``pyro-mlm score``: energies of many sequences, every one checked before the weights load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pyro_mlm.cli.inputs import UsageError, read_sequences
+
+
+def score(args: argparse.Namespace) -> int:
+    from pyro_mlm.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.score import encode_all, score_sequences
+
+    device = resolve_device(args.device)
+    texts = list(args.sequences)
+    if args.file:
+        texts += read_sequences(args.file)
+    if not texts:
+        raise UsageError("give sequences to score as arguments or with --file")
+    encode_all(load_vocabulary(args.model), texts)  # every sequence checked before the weights
+    mlm = load_model(args.model, device=device)
+    kinds = ["norm", "raw"] if args.energy == "both" else [args.energy]
+    rows = score_sequences(mlm, texts, kinds, progress=not args.no_progress)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        columns = [c for c in rows[0] if c != "sequence"] + ["sequence"]
+        print("  ".join(f"{c:>17}" if c != "sequence" else c for c in columns))
+        for row in rows:
+            cells = [f"{row[c]:>17}" for c in columns[:-1]]
+            seq = row["sequence"] if len(row["sequence"]) <= 60 else row["sequence"][:57] + "..."
+            print("  ".join([*cells, seq]))
+    return 0
