@@ -83,6 +83,7 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         "acceptance_rate": stacked("acceptance_rate"),
         "is_novel": stacked("is_novel"),
         "accept_prob": stacked("accept_prob"),
+        **{k: stacked(k) for k in ("rows", "seconds") if diags[0][k].numel()},
     }
 
 
@@ -129,7 +130,7 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     for key in ("sequence", "free_region"):
         if key in posterior:  # fixed-width unicode, which netCDF stores without pickling
             posterior[key] = posterior[key].astype(str)
-    names = ("lp", "acceptance_rate", "is_novel", "accept_prob")
+    names = ("lp", "acceptance_rate", "is_novel", "accept_prob", "rows", "seconds", "swap_rate")
     stats = {k: np.asarray(data[k]) for k in names if k in data}
     dims = {"tokens": ["position"]}
     az = _arviz()
@@ -146,12 +147,59 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     return idata
 
 
-def summary(idata: Any, var_names: tuple[str, ...] = SUMMARY_VARS) -> Any:
+def summary(
+    idata: Any, var_names: tuple[str, ...] = SUMMARY_VARS, seconds: float | None = None
+) -> Any:
     """Mean, sd, HDI, MCSE, bulk and tail ESS and R-hat of float summaries (a DataFrame).
 
-    With fewer than ``MIN_DRAWS`` (4) draws per chain, MCSE, ESS and R-hat cannot be
-    computed and are NaN (the caller says why: see :func:`draws_per_chain`).
+    With the cost recorded (``rows`` per draw in ``sample_stats``), also the bulk ESS per
+    1000 masked rows of the kept draws, and with their wall time (``seconds`` per draw
+    in ``sample_stats``, or the total ``seconds`` given) the bulk ESS per minute: the
+    numbers to compare samplers by. With replica exchange, one row ``swap_rate[r]`` per pair of
+    neighbouring replicas holds its mean swap rate. With fewer than ``MIN_DRAWS`` (4)
+    draws per chain, MCSE, ESS and R-hat cannot be computed and are NaN (the caller
+    says why: see :func:`draws_per_chain`).
     """
+    table = _diagnostics_table(idata, var_names)
+    stats = getattr(idata, "sample_stats", None)
+    if stats is not None and "rows" in stats:
+        rows = float(np.asarray(stats["rows"]).sum())
+        table["ess_per_1k_rows"] = table["ess_bulk"] / (rows / 1000) if rows else np.nan
+    if seconds is None and stats is not None and "seconds" in stats:
+        seconds = float(np.asarray(stats["seconds"]).mean(axis=0).sum())  # shared by chains
+    if seconds:
+        table["ess_per_min"] = table["ess_bulk"] / (seconds / 60)
+    if stats is not None and "swap_rate" in stats:
+        rates = np.asarray(stats["swap_rate"]).reshape(-1, stats["swap_rate"].shape[-1])
+        for pair, rate in enumerate(rates.mean(0)):
+            table.loc[f"swap_rate[{pair}-{pair + 1}]", "mean"] = float(rate)
+    return table
+
+
+def plan(
+    table: Any,
+    draws: int,
+    seconds_per_sweep: float,
+    r_hat: float = 1.01,
+    ess: float = 400.0,
+) -> tuple[int, float]:
+    """Estimated further sweeps (and minutes) to reach ``r_hat`` and bulk ``ess``.
+
+    Assumes the chains keep mixing at the measured rate: ESS grows in proportion to
+    the draws, and R-hat - 1 shrinks like 1 / draws. A chain stuck in one mode breaks
+    both assumptions, so the estimate is a lower bound to check, not a promise.
+    Returns ``(more_sweeps, minutes)``; ``(0, 0.0)`` when both targets are met.
+    """
+    worst_ess = float(table.loc[list(SUMMARY_VARS), "ess_bulk"].min())
+    worst_rhat = float(table.loc[list(SUMMARY_VARS), "r_hat"].max())
+    if not (worst_ess > 0 and np.isfinite(worst_rhat)):
+        raise ValueError("R-hat or ESS is not finite (a chain never moved): no estimate")
+    needed = max(draws * ess / worst_ess, draws * max(worst_rhat - 1.0, 0.0) / (r_hat - 1.0))
+    more = max(int(np.ceil(needed)) - draws, 0)
+    return more, more * seconds_per_sweep / 60.0
+
+
+def _diagnostics_table(idata: Any, var_names: tuple[str, ...]) -> Any:
     import logging
 
     arviz_log = logging.getLogger("arviz")

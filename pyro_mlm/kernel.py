@@ -12,6 +12,7 @@ constructors over it.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -187,7 +188,8 @@ class SamplerKernel(MCMCKernel):
         self.model = mlm_model(
             self.energy, start, mask.reshape(start.shape).cpu(), self.extra_potential
         )
-        self._set_state(self.sampler.init(tokens))
+        state = self.sampler.init(tokens)
+        self._set_state(self.sampler.end_warmup(state) if warmup_steps == 0 else state)
         self._records = {}
 
     def sample(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -196,9 +198,13 @@ class SamplerKernel(MCMCKernel):
         current = self._current_tokens()
         tokens = params["tokens"].reshape(current.shape).to(current.device)
         if not torch.equal(tokens, current):  # pyro handed back tokens we did not produce
-            fresh = self.sampler.init(check_tokens(tokens, self.energy.mlm), self._state.beta)
+            beta = getattr(self._state, "beta", None)
+            fresh = self.sampler.init(check_tokens(tokens, self.energy.mlm), beta)
             self._set_state(fresh._replace(cursor=self._state.cursor, rows=self._state.rows))
+        tick = time.perf_counter()
         state, info = self.sampler.step(self._state, self._generator)
+        if self._t + 1 == self._warmup_steps:  # the last warm-up sweep: adaptation stops
+            state = self.sampler.end_warmup(state)
         self._set_state(state)
         self.last_sweep = info
         proposals = self.sampler.proposals * tokens.shape[0]
@@ -209,7 +215,9 @@ class SamplerKernel(MCMCKernel):
         )
         self._t += 1
         if self._t > self._warmup_steps:
+            seconds = torch.full(info.rows.shape, time.perf_counter() - tick)
             self._records.setdefault("energy", []).append(self.current_energy.cpu())
+            self._records.setdefault("seconds", []).append(seconds)
             for name, value in info._asdict().items():
                 self._records.setdefault(name, []).append(value.cpu())
         out = self._current_tokens().cpu()
@@ -217,23 +225,27 @@ class SamplerKernel(MCMCKernel):
 
     def logging(self) -> OrderedDict[str, str]:
         n = max(self._counts["proposals"], 1)
-        return OrderedDict(
+        out = OrderedDict(
             [
                 ("acc. rate", f"{self._counts['accepted'] / n:.3f}"),
                 ("novel", f"{self._counts['novel'] / n:.3f}"),
             ]
         )
+        swaps = getattr(self.last_sweep, "swap_rate", None)
+        if swaps is not None:  # replica exchange: the latest sweep's rate per pair
+            out["swap"] = "/".join(f"{float(r):.2f}" for r in swaps.float().mean(0))
+        return out
 
     def diagnostics(self) -> dict[str, Any]:
         """Acceptance rates after warm-up, ``divergences: []`` and the per-draw records.
 
         Records are tensors ``[draws, C]``: ``energy`` (total, untempered) and every
         field of the sampler's sweep info (``accept_prob``, ``acceptance_rate``,
-        ``is_novel``, ``rows``, ...).
+        ``is_novel``, ``rows``, ...), and ``seconds``, the sweep's wall time.
         """
         n = max(self._counts["sample_proposals"], 1)
         records = {k: torch.stack(v) for k, v in self._records.items()}
-        for name in ("energy", *SweepInfo._fields):
+        for name in ("energy", "seconds", *SweepInfo._fields):
             records.setdefault(name, torch.empty(0))
         return {
             "divergences": [],
@@ -283,7 +295,9 @@ class SamplerKernel(MCMCKernel):
         """Continue from :meth:`state_dict` (call after :meth:`setup` with the same start)."""
         if self._state is None or self._generator is None:
             raise RuntimeError("call setup() before load_state_dict()")
-        state = load_state(type(self._state), saved["state"], self._current_tokens().device)
+        assert self.sampler is not None
+        device = self._current_tokens().device
+        state = load_state(type(self._state), saved["state"], device, self.sampler.NESTED)
         if state.tokens.shape != self._current_tokens().shape:
             raise ValueError(
                 f"the saved chains have shape {tuple(state.tokens.shape)}, this run "

@@ -50,10 +50,11 @@ class SamplerCase:
     id: str
     sampler: str
     options: dict[str, Any] = field(default_factory=dict)
-    per_proposal: Exact = _mh
+    per_proposal: Exact | None = _mh  # None: a dedicated enumeration test (test_exactness)
     exact: bool = True
     energies: tuple[str, ...] = ("norm",)  # energies the enumeration test runs it with
     thin: int = 1  # sweeps between draws x this, so that draws are nearly independent
+    replicas: int = 1  # rows per chain in each forward pass (replica exchange: R)
 
     def __repr__(self) -> str:
         return self.id
@@ -76,5 +77,15 @@ SAMPLER_CASES = [
     SamplerCase(
         "metropolised", "metropolised", per_proposal=_metropolised, energies=("norm", "raw")
     ),
+    # R = 2 replicas at T = 1 and 3; its enumeration test is over the product space
+    SamplerCase(
+        "replica-exchange",
+        "replica-exchange",
+        {"replicas": 2, "t_max": 3.0, "inner": "mh"},
+        per_proposal=None,
+        replicas=2,
+    ),
 ]
-EXACT_CASES = [c for c in SAMPLER_CASES if c.exact and c.sampler != "mh"]
+EXACT_CASES = [
+    c for c in SAMPLER_CASES if c.exact and c.sampler != "mh" and c.per_proposal is not None
+]

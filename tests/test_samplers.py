@@ -41,7 +41,7 @@ def test_pyro_kernel_contract(mlm, case: SamplerCase) -> None:
     assert mcmc.get_samples()["tokens"].shape == (5, 2, 6)
     kernel.cleanup()
     kernel.cleanup()  # idempotent
-    assert set(kernel.logging()) == {"acc. rate", "novel"}
+    assert {"acc. rate", "novel"} <= set(kernel.logging())
 
 
 @pytest.mark.parametrize("case", SAMPLER_CASES, ids=repr)
@@ -88,9 +88,9 @@ def test_an_interrupted_run_resumes_to_the_same_draws(tmp_path, capsys, case: Sa
     ]  # byte-identical files: the generator and state were saved exactly
     assert read[0] == read[1]
     records = [json.loads(line) for line in read[0].decode().splitlines()]
-    for chain in range(2):  # each draw records the chain's cumulative cost in rows
+    for chain in range(2):  # each draw records the masked rows its sweep cost the chain
         rows = [r["rows"] for r in records if r["chain"] == chain]
-        assert rows == sorted(rows) and rows[0] > 0
+        assert all(isinstance(n, int) and n % 6 == 0 for n in rows) and sum(rows) > 0
     assert os.path.exists(os.path.join(cut, "posterior.nc"))
 
 
@@ -117,15 +117,16 @@ def test_a_proposal_costs_at_most_free_rows_per_chain(monkeypatch, case: Sampler
         case.sampler, Target(MLMEnergy(mlm)), mask, proposals_per_sweep=1, **case.options
     )
     state = sampler.init(tokens)
-    assert sum(counter.calls) == chains * free  # the start state: one evaluation
+    per_chain = free * case.replicas  # one evaluation of every replica of a chain
+    assert sum(counter.calls) == chains * per_chain  # the start state: one evaluation
     generator = torch.Generator().manual_seed(0)
     for _ in range(30):
         counter.calls.clear()
         state, info = sampler.step(state, generator)
         rows = sum(counter.calls)
-        assert rows % free == 0 and rows <= chains * free
+        assert rows % free == 0 and rows <= chains * per_chain
         assert rows == int(info.rows.sum())  # the state's row counter is the true cost
-    assert int(state.rows.sum()) >= chains * free
+    assert int(state.rows.sum()) >= chains * per_chain
 
 
 def test_block_of_one_takes_single_site_mh_path(monkeypatch) -> None:

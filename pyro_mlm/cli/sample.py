@@ -180,6 +180,36 @@ def _check_new_directory(directory: str) -> None:
         raise UsageError(f"--out {directory}: cannot create it, {parent} is not writable")
 
 
+def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
+    """CONVERGED or not, and from the measured rates how much longer it would take."""
+    from pyro_mlm.diagnostics import SUMMARY_VARS, plan
+
+    table = result.summary
+    worst = float(table.loc[list(SUMMARY_VARS), "r_hat"].max())
+    least = float(table.loc[list(SUMMARY_VARS), "ess_bulk"].min())
+    if worst <= 1.01 and least >= 400:
+        print(f"CONVERGED: max R-hat {worst:.3f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
+        return
+    verdict = "NOT CONVERGED" if not worst < 1.05 else "not yet converged"
+    print(
+        f"{verdict}: max R-hat {worst:.2f}, min bulk ESS {least:.0f} (want R-hat <= 1.01 "
+        "and bulk ESS >= 400 before trusting the draws)"
+    )
+    if not result.sampling_seconds:
+        return
+    per_sweep = result.sampling_seconds / result.draws
+    try:
+        more, minutes = plan(table, result.draws, per_sweep)
+    except ValueError as err:
+        print(f"  {err}")
+        return
+    print(
+        f"  estimate from the measured rates ({per_sweep:.2f} s per sweep): about {more} more "
+        f"sweeps, {minutes:.0f} min; a chain stuck in one mode makes it longer. Continue:\n"
+        f"  pyro-mlm sample --resume {directory} --samples {spec.samples + more}"
+    )
+
+
 def _print_result(result: RunResult, spec: RunSpec, directory: str) -> None:
     from pyro_mlm.diagnostics import MIN_DRAWS
 
@@ -199,13 +229,7 @@ def _print_result(result: RunResult, spec: RunSpec, directory: str) -> None:
         else:
             print("\nconvergence (R-hat near 1 and large ESS are good):")
             print(result.summary.to_string())
-            worst = float(result.summary["r_hat"].max())
-            if not worst < 1.05:  # NaN too: a chain that never moved
-                print(
-                    f"NOT CONVERGED: max R-hat {worst:.2f} (want < 1.01-1.05); run more "
-                    f"sweeps (pyro-mlm sample --resume {directory} --samples N) before "
-                    "trusting the draws"
-                )
+            _print_plan(result, spec, directory)
         regions = result.idata.posterior["free_region"].values.ravel()
         counts = Counter(str(r) for r in regions)
         print("\nmost frequent values of the free positions:")

@@ -97,7 +97,7 @@ def sample_to_directory(
     free = sampler.sites.mask
     generator = torch.Generator(device=mlm.device)
     saved = load_checkpoint(checkpoint_path, CHECKPOINT_KEYS) if resume else None
-    counts = dict.fromkeys(("proposals", "accepted", "novel"), 0.0)
+    counts = dict.fromkeys(("proposals", "accepted", "novel", "seconds"), 0.0)
     if saved is None:
         generator.manual_seed(spec.seed)
         # mask tokens at free positions get a first value; at fixed positions a mask
@@ -106,6 +106,8 @@ def sample_to_directory(
         conditionals = sampler.target.energy.conditionals
         start = fill_masked(conditionals, tokens, fill, mlm.proposable_ids, generator)
         state = sampler.init(start)
+        if spec.warmup == 0:
+            state = sampler.end_warmup(state)
         os.makedirs(directory, exist_ok=True)
         write_atomic(paths[SPEC_FILE], spec.to_json().encode())
         open(paths[SAMPLES_FILE], "w").close()
@@ -124,13 +126,17 @@ def sample_to_directory(
         with guard.installed(), open(paths[SAMPLES_FILE], "a", encoding="utf-8") as out:
             bar = Progress(total, done, enabled=progress, desc=mlm.name, unit="sweep")
             for sweep in range(done + 1, total + 1):
+                tick = time.perf_counter()
                 state, info = sampler.step(state, generator)
+                if sweep == spec.warmup:  # the last warm-up sweep: adaptation stops
+                    state = sampler.end_warmup(state)
                 if sweep > spec.warmup:
                     _count(counts, info, sampler.proposals)
                 with guard:  # a stop request waits until the sweep is saved
                     if sweep > spec.warmup:
                         draw = sweep - spec.warmup - 1
-                        _write_draws(out, sampler, state, info, mlm, start, draw)
+                        counts["seconds"] += time.perf_counter() - tick  # not in the draws:
+                        _write_draws(out, sampler, state, info, mlm, start, draw)  # they replay
                     if on_sweep is not None:
                         on_sweep(sweep)
                     _save(checkpoint_path, sweep, state, generator, start, counts)
@@ -143,7 +149,7 @@ def sample_to_directory(
     seconds = time.perf_counter() - began
     n = max(counts["proposals"], 1.0)
     rates = (counts["accepted"] / n, counts["novel"] / n)
-    return write_report(directory, spec, mlm, free, completed, seconds, rates)
+    return write_report(directory, spec, mlm, free, completed, seconds, rates, counts["seconds"])
 
 
 # ---------------------------------------------------------------- internals
@@ -160,7 +166,6 @@ def _write_draws(
     energy = sampler.energy(state).cpu()
     distance = hamming(tokens, start.cpu())
     fields = {("novel_rate" if k == "is_novel" else k): v.cpu() for k, v in info._asdict().items()}
-    fields["rows"] = state.rows.cpu()  # cumulative masked rows: the chain's cost so far
     lines = []
     for c in range(tokens.shape[0]):
         record = {
@@ -169,12 +174,19 @@ def _write_draws(
             "sequence": mlm.decode(tokens[c]),
             "energy": float(energy[c]),
             "hamming": int(distance[c]),
-            **{k: (int(v[c]) if k == "rows" else float(v[c])) for k, v in fields.items()},
+            **{k: _value(v[c], k) for k, v in fields.items()},
             "tokens": tokens[c].tolist(),
         }
         lines.append(json.dumps(record) + "\n")
     out.write("".join(lines))
     out.flush()  # a killed process keeps what was flushed (no fsync: it costs more than a sweep)
+
+
+def _value(value: torch.Tensor, name: str) -> Any:
+    """One chain's info value for JSON: an int (rows), a float, or a list (per pair)."""
+    if value.dim():
+        return [round(float(v), 6) for v in value]
+    return int(value) if name == "rows" else float(value)
 
 
 def _count(counts: dict[str, float], info: SweepInfo, proposals: int) -> None:
@@ -183,15 +195,21 @@ def _count(counts: dict[str, float], info: SweepInfo, proposals: int) -> None:
     counts["novel"] += round(float(info.is_novel.sum()) * proposals)
 
 
-def _rates(counts: dict[str, float], info: SweepInfo, proposals: int) -> dict[str, str]:
-    """Progress statistics: after warm-up the run's rates, during it the latest sweep's."""
+def _rates(counts: dict[str, float], info: Any, proposals: int) -> dict[str, str]:
+    """Progress statistics: after warm-up the run's rates, during it the latest sweep's;
+    with replica exchange, the latest sweep's swap rate of each pair."""
     if counts["proposals"]:
         n = counts["proposals"]
-        return {"acc. rate": f"{counts['accepted'] / n:.3f}", "novel": f"{counts['novel'] / n:.3f}"}
-    return {
-        "acc. rate": f"{float(info.acceptance_rate.mean()):.3f}",
-        "novel": f"{float(info.is_novel.mean()):.3f}",
-    }
+        out = {"acc. rate": f"{counts['accepted'] / n:.3f}", "novel": f"{counts['novel'] / n:.3f}"}
+    else:
+        out = {
+            "acc. rate": f"{float(info.acceptance_rate.mean()):.3f}",
+            "novel": f"{float(info.is_novel.mean()):.3f}",
+        }
+    swaps = getattr(info, "swap_rate", None)
+    if swaps is not None:
+        out["swap"] = "/".join(f"{float(r):.2f}" for r in swaps.float().mean(0))
+    return out
 
 
 def _save(
@@ -232,7 +250,7 @@ def _restore(
 ) -> tuple[Any, int]:
     """The sampler state and generator of a checkpoint; returns ``(state, sweeps done)``."""
     try:
-        state = load_state(sampler.State, saved["state"], start.device)
+        state = load_state(sampler.State, saved["state"], start.device, sampler.NESTED)
         if state.tokens.shape != start.shape:
             raise ValueError(f"chains of shape {tuple(state.tokens.shape)}")
         generator.set_state(saved["generator"])

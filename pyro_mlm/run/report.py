@@ -43,6 +43,7 @@ class RunResult:
     novel_rate: float
     summary: Any
     idata: Any
+    sampling_seconds: float | None = None
 
 
 def write_report(
@@ -53,10 +54,13 @@ def write_report(
     completed: bool,
     seconds: float,
     rates: tuple[float, float],
+    sampling_seconds: float | None = None,
 ) -> RunResult:
     """Write posterior.nc, summary.csv, trace.png and rank.png from ``samples.jsonl``.
 
-    ``free [C, L]`` is the run's free mask; ``rates`` the acceptance and novel rates.
+    ``free [C, L]`` is the run's free mask; ``rates`` the acceptance and novel rates;
+    ``sampling_seconds`` the wall time of the kept sweeps over every session (kept out
+    of ``samples.jsonl`` so that a replayed run's draws stay byte-identical).
     """
     data = read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
     draws = 0 if data is None else data["energy"].shape[1]
@@ -68,7 +72,7 @@ def write_report(
         residue = vocab.residue_numbers(_as_tensor(first)).numpy()
         idata = inference_data_from_draws(data, residue=residue)
         idata.to_netcdf(os.path.join(directory, "posterior.nc"))
-        table = summary(idata)
+        table = summary(idata, seconds=sampling_seconds)
         table.to_csv(os.path.join(directory, "summary.csv"))
         plot_energy_trace(idata, os.path.join(directory, "trace.png"))
         if draws >= 2:
@@ -82,6 +86,7 @@ def write_report(
         novel_rate=rates[1],
         summary=table,
         idata=idata,
+        sampling_seconds=sampling_seconds,
     )
 
 

@@ -34,6 +34,9 @@ _RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "accept_prob": (int, float),
     "tokens": (list,),
 }
+# recorded per draw when a sampler has them: masked rows of the sweep, and replica
+# exchange's per-pair swap rates (wall times stay out: replayed draws are byte-identical)
+OPTIONAL_FIELDS = ("rows", "swap_rate")
 _RESTORE = "restore it from a copy, or start a new run with another --out"
 
 
@@ -89,7 +92,7 @@ def read_draws(path: str, chains: int) -> dict[str, np.ndarray] | None:
     def field(name: str, dtype: Any = np.float64) -> np.ndarray:
         return np.array([[x[name] for x in chain] for chain in ordered], dtype=dtype)
 
-    return {
+    data = {
         "tokens": field("tokens", np.int64),
         "sequence": field("sequence", object),
         "energy": field("energy"),
@@ -98,6 +101,15 @@ def read_draws(path: str, chains: int) -> dict[str, np.ndarray] | None:
         "is_novel": field("novel_rate"),
         "accept_prob": field("accept_prob"),
     }
+    for name in OPTIONAL_FIELDS:  # the cost and sampler-specific statistics, when recorded
+        if all(name in x for chain in ordered for x in chain):
+            try:
+                data[name] = field(name)
+            except (TypeError, ValueError) as err:
+                raise DamagedRunError(
+                    f"{path}: the {name!r} values are malformed: {_RESTORE}"
+                ) from err
+    return data
 
 
 def truncate_draws(path: str, draws: int, chains: int) -> None:

@@ -8,7 +8,7 @@ translation comparison all read it. A sampler is built from a
 >>> import torch
 >>> from pyro_mlm.samplers import SAMPLERS
 >>> sorted(SAMPLERS)
-['block', 'gibbs', 'metropolised', 'mh']
+['block', 'gibbs', 'metropolised', 'mh', 'replica-exchange']
 >>> sampler = SAMPLERS["block"](target, free, block_size=2)          # doctest: +SKIP
 >>> state = sampler.init(tokens)                                     # doctest: +SKIP
 >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))  # doctest: +SKIP
@@ -43,12 +43,14 @@ from pyro_mlm.samplers.block import BlockMH
 from pyro_mlm.samplers.gibbs import Gibbs, GibbsState
 from pyro_mlm.samplers.metropolised import MetropolisedMH
 from pyro_mlm.samplers.mh import MH
+from pyro_mlm.samplers.replica import ReplicaExchange
 
 SAMPLERS: dict[str, type[SweepSampler]] = {
     "mh": MH,
     "gibbs": Gibbs,
     "block": BlockMH,
     "metropolised": MetropolisedMH,
+    "replica-exchange": ReplicaExchange,
 }
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "GibbsState",
     "MetropolisedMH",
     "Option",
+    "ReplicaExchange",
     "SweepInfo",
     "SweepSampler",
     "build_sampler",

@@ -78,6 +78,7 @@ class SweepSampler:
     name: ClassVar[str] = ""
     exact: ClassVar[bool] = True
     State: ClassVar[Any]  # the NamedTuple class of this sampler's states
+    NESTED: ClassVar[dict[str, Any]] = {}  # classes of nested states, by field
     OPTIONS: ClassVar[dict[str, Option]] = {}
 
     def __init__(
@@ -132,6 +133,10 @@ class SweepSampler:
         accept_prob, acceptance_rate, is_novel = sums / self.proposals
         return state, SweepInfo(accept_prob, acceptance_rate, is_novel, state.rows - rows_before)
 
+    def end_warmup(self, state: Any) -> Any:
+        """The state to continue from once warm-up ends (a sampler that adapts freezes here)."""
+        return state
+
     def energy(self, state: Any) -> torch.Tensor:
         """Total energy ``[C]`` of the state's sequences (cached where the sampler keeps it)."""
         return state.energy
@@ -166,14 +171,31 @@ class SweepSampler:
         )
 
 
-def state_dict(state: Any) -> dict[str, torch.Tensor]:
-    """The fields of a state as CPU tensors (for a checkpoint)."""
-    return {k: v.cpu() for k, v in state._asdict().items() if v is not None}
+def state_dict(state: Any) -> dict[str, Any]:
+    """The fields of a state as CPU tensors (nested states as dicts), for a checkpoint."""
+    return {
+        k: state_dict(v) if hasattr(v, "_asdict") else v.cpu()
+        for k, v in state._asdict().items()
+        if v is not None
+    }
 
 
-def load_state(cls: Any, saved: dict[str, torch.Tensor], device: torch.device) -> Any:
-    """A ``cls`` state from :func:`state_dict`, on ``device``."""
+def load_state(
+    cls: Any, saved: dict[str, Any], device: torch.device, nested: dict[str, Any] | None = None
+) -> Any:
+    """A ``cls`` state from :func:`state_dict`, on ``device``.
+
+    A field saved as a dict is a nested state of class ``nested[field]`` (a sampler's
+    ``NESTED``, e.g. the inner sampler's state of replica exchange).
+    """
     missing = [f for f in cls._fields if f not in saved and f not in cls._field_defaults]
     if missing:
         raise KeyError(f"saved state lacks {missing}")
-    return cls(**{k: v.to(device) for k, v in saved.items() if k in cls._fields})
+    nested = nested or {}
+    return cls(
+        **{
+            k: load_state(nested[k], v, device) if isinstance(v, dict) else v.to(device)
+            for k, v in saved.items()
+            if k in cls._fields
+        }
+    )

@@ -1,0 +1,237 @@
+r"""Replica exchange (parallel tempering) around any exact single-chain sampler.
+
+Each chain runs :math:`R` replicas as extra rows of the vectorised batch; slot
+:math:`r` samples :math:`\pi_r(X) \propto e^{-\beta_r E(X)}` with the inner sampler,
+:math:`\beta_0 = 1/T` (the target) down to :math:`\beta_{R-1} = 1/(T\,T_\text{max})`,
+geometric in temperature by default. After every inner sweep, neighbouring slots
+propose to exchange their sequences, first the even pairs :math:`(0,1), (2,3), \dots`
+then the odd ones, each accepted with
+
+.. math::
+
+    \min\big(1,\ e^{(\beta_r - \beta_{r+1})(E(X_r) - E(X_{r+1}))}\big),
+
+from the cached energies (no forward pass). Each move leaves the product
+:math:`\prod_r \pi_r` invariant (the inner sweeps because the inner sampler is exact at
+every :math:`\beta`; a swap by detailed balance on the pair), so slot 0, the only one
+whose sequences are draws, samples the target. During warm-up the ladder adapts toward
+equal swap rates (the gaps in :math:`\log T` of pairs that swap often widen, with
+:math:`T_\text{max}` fixed); :meth:`ReplicaExchange.end_warmup` freezes it, and from
+then on the chain is exact. Cost: :math:`R` times the inner sampler's rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+
+from pyro_mlm.mh import MHState, uniform
+from pyro_mlm.samplers.base import Option, SweepSampler
+from pyro_mlm.samplers.block import BlockMH, parse_sizes
+from pyro_mlm.samplers.mh import MH
+
+
+class REState(NamedTuple):
+    """State of ``C`` chains of ``R`` replicas each (row ``c * R + r`` is chain c, slot r).
+
+    Attributes
+    ----------
+    tokens, energy
+        ``[C, L]``, ``[C]``: slot 0 (the target's temperature), the draws.
+    inner
+        The inner sampler's :class:`~pyro_mlm.mh.MHState` over all ``C * R`` rows; its
+        ``beta`` holds each slot's inverse temperature.
+    log_gaps
+        ``[R - 1]`` the ladder: :math:`\\log T_{r+1} - \\log T_r`.
+    swaps
+        ``[R - 1]`` running mean swap rate per pair (drives the warm-up adaptation).
+    adapting
+        ``[]`` 1 during warm-up (the ladder adapts), 0 once frozen.
+    sweep
+        ``[]`` sweeps done (sets the adaptation's decaying gain).
+    cursor, rows
+        As every state: the scan cursor (unused here) and ``[C]`` masked rows so far.
+    """
+
+    tokens: torch.Tensor
+    energy: torch.Tensor
+    inner: MHState
+    log_gaps: torch.Tensor
+    swaps: torch.Tensor
+    adapting: torch.Tensor
+    sweep: torch.Tensor
+    cursor: torch.Tensor
+    rows: torch.Tensor
+
+
+class REInfo(NamedTuple):
+    """A sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` fields (slot 0) plus
+    ``swap_rate [C, R - 1]``, the fraction of each pair's exchanges accepted."""
+
+    accept_prob: torch.Tensor
+    acceptance_rate: torch.Tensor
+    is_novel: torch.Tensor
+    rows: torch.Tensor
+    swap_rate: torch.Tensor
+
+
+INNER = {"mh": MH, "block": BlockMH}
+
+
+def parse_inner(text: str) -> str:
+    if text not in INNER:
+        raise ValueError(f"the inner sampler must be one of {sorted(INNER)}, got {text!r}")
+    return text
+
+
+def parse_replicas(text: str | int) -> int:
+    value = int(text)
+    if value < 2:
+        raise ValueError(f"replica exchange needs at least 2 replicas, got {text!r}")
+    return value
+
+
+def parse_t_max(text: str | float) -> float:
+    value = float(text)
+    if not 1.0 < value < float("inf"):
+        raise ValueError(f"t_max must be a finite temperature > 1, got {text!r}")
+    return value
+
+
+class ReplicaExchange(SweepSampler):
+    """Replica exchange over ``replicas`` temperatures up to ``t_max`` (module docstring)."""
+
+    name = "replica-exchange"
+    State = REState
+    NESTED = {"inner": MHState}  # noqa: RUF012 - how checkpoints rebuild nested states
+    OPTIONS = {  # noqa: RUF012 - read-only class table
+        "replicas": Option(parse_replicas, 4, "replicas per chain (replica-exchange)", "R"),
+        "t_max": Option(parse_t_max, 3.0, "hottest temperature / T (replica-exchange)", "T"),
+        "inner": Option(parse_inner, "block", "sampler within each replica: block or mh", "NAME"),
+        "block_size": BlockMH.OPTIONS["block_size"],
+        "block_mode": BlockMH.OPTIONS["block_mode"],
+    }
+
+    def __init__(
+        self,
+        target: Any,
+        free: torch.Tensor,
+        *,
+        replicas: int = 4,
+        t_max: float = 3.0,
+        inner: str = "block",
+        block_size: Any = 2,
+        block_mode: str = "random",
+        **settings: Any,
+    ) -> None:
+        super().__init__(target, free, **settings)
+        self.replicas = parse_replicas(replicas)
+        self.t_max = parse_t_max(t_max)
+        self.inner_name = parse_inner(inner)
+        options: dict[str, Any] = {}
+        if self.inner_name == "block":
+            options = {"block_size": parse_sizes(block_size), "block_mode": block_mode}
+        self.inner = INNER[self.inner_name](
+            target, free.repeat_interleave(self.replicas, 0), **settings, **options
+        )
+        self.proposals = self.inner.proposals
+        self.inner_options = options
+
+    def options(self) -> dict[str, Any]:
+        out = {"replicas": self.replicas, "t_max": self.t_max, "inner": self.inner_name}
+        if self.inner_name == "block":
+            out.update(self.inner.options())
+        return out
+
+    # ------------------------------------------------------------ init and step
+    def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> REState:
+        chains, device = tokens.shape[0], tokens.device
+        gaps = torch.full((self.replicas - 1,), math.log(self.t_max) / (self.replicas - 1))
+        inner = self.inner.init(
+            tokens.repeat_interleave(self.replicas, 0), self.ladder(gaps).repeat(chains)
+        )
+        zero = torch.zeros((), dtype=torch.long)
+        state = REState(
+            tokens,
+            inner.energy[:: self.replicas],
+            inner,
+            gaps,
+            torch.zeros(self.replicas - 1),
+            torch.ones((), dtype=torch.long),
+            zero,
+            zero,
+            torch.zeros(chains, dtype=torch.long, device=device),
+        )
+        return self._summarise(state, inner)
+
+    def ladder(self, log_gaps: torch.Tensor) -> torch.Tensor:
+        """``[R]`` inverse temperatures of the slots: ``1/T`` times ``exp(-cumsum(gaps))``."""
+        log_t = torch.cat([torch.zeros(1), torch.cumsum(log_gaps.cpu(), 0)])
+        return torch.exp(-log_t) / self.target.temperature
+
+    def step(self, state: REState, generator: torch.Generator | None = None) -> tuple[Any, Any]:
+        inner, info = self.inner.step(state.inner, generator)
+        inner, swap = self.exchange(inner, generator)
+        chains = state.tokens.shape[0]
+        cold = slice(None, None, self.replicas)
+        assert inner.rows is not None
+        rows = inner.rows.reshape(chains, self.replicas).sum(1)
+        log_gaps, swaps = state.log_gaps, state.swaps
+        if bool(state.adapting):
+            log_gaps, swaps = self.adapt(state, swap.mean(0).cpu())
+            inner = inner._replace(beta=self.ladder(log_gaps).repeat(chains).to(inner.beta))
+        new = state._replace(inner=inner, log_gaps=log_gaps, swaps=swaps, sweep=state.sweep + 1)
+        info_out = REInfo(
+            info.accept_prob[cold],
+            info.acceptance_rate[cold],
+            info.is_novel[cold],
+            rows - state.rows,
+            swap,
+        )
+        return self._summarise(new, inner), info_out
+
+    def end_warmup(self, state: REState) -> REState:
+        """Freeze the ladder: from here on the chain is an exact replica-exchange chain."""
+        return state._replace(adapting=torch.zeros((), dtype=torch.long))
+
+    def exchange(
+        self, inner: MHState, generator: torch.Generator | None
+    ) -> tuple[MHState, torch.Tensor]:
+        """Even then odd neighbour swaps; returns the new inner state and ``[C, R-1]`` accepts."""
+        assert inner.beta is not None
+        R = self.replicas
+        chains = inner.tokens.shape[0] // R
+        accepted = torch.zeros(chains, R - 1, device=inner.tokens.device)
+        for parity in (0, 1):
+            pairs = torch.arange(parity, R - 1, 2, device=inner.tokens.device)
+            if pairs.numel() == 0:
+                continue
+            low = (torch.arange(chains, device=pairs.device)[:, None] * R + pairs).flatten()
+            high = low + 1
+            log_a = (inner.beta[low] - inner.beta[high]) * (inner.energy[low] - inner.energy[high])
+            ok = uniform(low.numel(), log_a.device, generator).log() < log_a
+            a, b = low[ok], high[ok]
+            order = torch.arange(inner.tokens.shape[0], device=low.device)
+            order[a], order[b] = b, a
+            inner = inner._replace(
+                tokens=inner.tokens[order], energy=inner.energy[order], logits=inner.logits[order]
+            )
+            accepted[:, pairs] = ok.reshape(chains, -1).float()
+        return inner, accepted
+
+    def adapt(self, state: REState, rates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Robbins-Monro step toward equal swap rates, ``sum(gaps) = log T_max`` kept."""
+        gain = 1.0 / (1.0 + float(state.sweep)) ** 0.6
+        swaps = state.swaps + 0.1 * (rates - state.swaps)  # a running mean of the rates
+        log_gaps = state.log_gaps * torch.exp(gain * (swaps - swaps.mean()))
+        log_gaps = log_gaps * (math.log(self.t_max) / float(log_gaps.sum()))
+        return log_gaps, swaps
+
+    def _summarise(self, state: REState, inner: MHState) -> REState:
+        """Slot 0's tokens and energies, and each chain's rows over all its replicas."""
+        assert inner.rows is not None
+        cold = slice(None, None, self.replicas)
+        rows = inner.rows.reshape(-1, self.replicas).sum(1)
+        return state._replace(tokens=inner.tokens[cold], energy=inner.energy[cold], rows=rows)
