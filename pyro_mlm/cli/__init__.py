@@ -35,7 +35,7 @@ THREADS_HELP = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyro-mlm``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser(with_samplers=bool(argv) and argv[0] == "sample")
+    parser = _parser(with_samplers=bool(argv) and argv[0] in ("sample", "optimize"))
     args = _finish_args(parser.parse_args(argv))
     try:
         _set_threads(args.threads)
@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pyro_mlm.cli.sample import sample
 
             return sample(args)
+        if args.command == "optimize":
+            from pyro_mlm.cli.optimize import optimize
+
+            return optimize(args)
         from pyro_mlm.cli.score import score
 
         return score(args)
@@ -112,6 +116,26 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
         help="no progress (default: a bar on a terminal, a line every 30 s in a log)",
     )
 
+    o = sub.add_parser(
+        "optimize", help="lowest-energy sequences by simulated annealing (not a sampler)"
+    )
+    o.add_argument("--model", default="antiberty", help=model_help)
+    o.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
+    o.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
+    o.add_argument("--free", help=f"positions to optimise: {FREE_HELP}")
+    o.add_argument("--energy", choices=["norm", "raw"], default="norm")
+    _sampler_arguments(o, with_samplers, annealable=True)
+    o.add_argument("--chains", type=int, default=4, help="chains annealed side by side")
+    o.add_argument("--sweeps", type=int, default=200, help="sweeps of the schedule")
+    o.add_argument("--t-start", type=float, default=2.0, help="first temperature")
+    o.add_argument("--t-end", type=float, default=0.05, help="last temperature")
+    o.add_argument("--top", type=int, default=10, help="distinct sequences to print")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--out", help="CSV file for the ranked sequences")
+    o.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    o.add_argument("--threads", type=int, help=THREADS_HELP)
+    o.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+
     c = sub.add_parser("score", help="energies of sequences (norm = negative PLL, raw)")
     c.add_argument("sequences", nargs="*", help="sequences to score")
     c.add_argument("--file", help="FASTA or one sequence per line ('-' for stdin)")
@@ -124,21 +148,28 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _sampler_arguments(parser: argparse.ArgumentParser, with_samplers: bool) -> None:
+def _sampler_arguments(
+    parser: argparse.ArgumentParser, with_samplers: bool, annealable: bool = False
+) -> None:
     """``--kernel`` with the registry's names, and every registered sampler's options."""
     if not with_samplers:  # top-level --help: no need to import torch for the registry
         parser.add_argument("--kernel", help="sampler: mh (default), block, gibbs, ...")
         return
     from pyro_mlm.samplers import SAMPLERS
 
+    names = ["block", "mh", "metropolised"] if annealable else sorted(SAMPLERS)
     parser.add_argument(
         "--kernel",
-        choices=sorted(SAMPLERS),
-        help="sampler (default mh; gibbs is the inexact masked-Gibbs baseline)",
+        choices=names,
+        help="sampler moved along the schedule (default block)"
+        if annealable
+        else "sampler (default mh; gibbs is the inexact masked-Gibbs baseline)",
     )
     owners: dict[str, list[str]] = {}
     options: dict[str, Any] = {}
     for name, cls in SAMPLERS.items():
+        if name not in names:
+            continue
         for key, option in cls.OPTIONS.items():
             owners.setdefault(key, []).append(name)
             options.setdefault(key, option)

@@ -101,11 +101,11 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
         if not 0 < values[name] < float("inf"):
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be finite and > 0, got {values[name]}; use e.g. 1.0")
-    options = _sampler_options(args, values["kernel"])
+    options = sampler_options(args, values["kernel"])
     return RunSpec(sequences=tuple(texts), free=free, options=options, **values).validate()
 
 
-def _sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
+def sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
     """The sampler options given on the command line, checked against ``kernel``'s own."""
     from pyro_mlm.samplers import SAMPLERS
 
@@ -134,7 +134,7 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     given = {k: getattr(args, k) for k in RUN_DEFAULTS if getattr(args, k) is not None}
     if args.free is not None:
         given["free"] = args.free
-    options = _sampler_options(args, spec.kernel)
+    options = sampler_options(args, spec.kernel)
     if options:
         given["options"] = {**spec.options, **options}
     if args.chains is not None:

@@ -74,7 +74,7 @@ def write_report(
         idata.to_netcdf(os.path.join(directory, "posterior.nc"))
         table = summary(idata, seconds=sampling_seconds)
         table.to_csv(os.path.join(directory, "summary.csv"))
-        plot_energy_trace(idata, os.path.join(directory, "trace.png"))
+        plot_energy_trace(idata, os.path.join(directory, "trace.png"), warmup=spec.warmup)
         if draws >= 2:
             plot_rank(idata, os.path.join(directory, "rank.png"))
     return RunResult(
