@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -47,6 +48,7 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("block k={1,2}", "block", {"block_size": (1, 2)}),
     ("metropolised", "metropolised", {}),
     ("replica-exchange R=4", "replica-exchange", {"replicas": 4, "t_max": 3.0}),
+    ("tuned", "tuned", {}),
     ("gibbs (inexact)", "gibbs", {}),
 ]
 
@@ -82,10 +84,8 @@ class Chains:
         self.sampler = build_sampler(name, target, free, **options)
         self.generator = torch.Generator().manual_seed(seed)
         self.state = self.sampler.init(start)
-        self.state = (
-            self.sampler.end_warmup(self.state) if name != "replica-exchange" else self.state
-        )
         self.name = name
+        self.frozen = False  # replica exchange and tuned adapt until a quarter of the budget
         self.energy: list[torch.Tensor] = []
         self.tokens: list[torch.Tensor] = []
         self.accept: list[torch.Tensor] = []
@@ -102,12 +102,9 @@ class Chains:
         tick = time.perf_counter()
         self.state, info = self.sampler.step(self.state, self.generator)
         self.seconds += time.perf_counter() - tick
-        if (
-            self.name == "replica-exchange"
-            and bool(self.state.adapting)
-            and self.rows >= warmup_rows
-        ):
-            self.state = self.sampler.end_warmup(self.state)  # ladder frozen from here on
+        if not self.frozen and self.rows >= warmup_rows:
+            self.state = self.sampler.end_warmup(self.state)  # adaptation stops here
+            self.frozen = True
         self.sweeps += 1
         self.energy.append(self.sampler.energy(self.state).cpu())
         self.tokens.append(self.state.tokens.cpu())
@@ -248,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.ess_per_min:>9.1f}{r.z_vs_mh:>8.2f}  {r.swap_rates or ''}"
         )
     result = {
-        "command": "python bench/mixing.py " + " ".join(argv or []),
+        "command": "python bench/mixing.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": args.model,
         "rows_per_chain": args.rows,
         "chains": args.chains,

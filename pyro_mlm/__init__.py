@@ -30,7 +30,7 @@ _EXPORTS = {
     "Target": "pyro_mlm.target",
     "Vocabulary": "pyro_mlm.vocabulary",
     "mlm_model": "pyro_mlm.potential",
-    "plot_energy_trace": "pyro_mlm.diagnostics",
+    "plot_energy_trace": "pyro_mlm.plots",
     "potential_fn": "pyro_mlm.potential",
     "summary": "pyro_mlm.diagnostics",
     "to_inference_data": "pyro_mlm.diagnostics",
@@ -57,12 +57,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pyro_mlm.diagnostics import plot_energy_trace, summary, to_inference_data
+    from pyro_mlm.diagnostics import summary, to_inference_data
     from pyro_mlm.energy import Evaluation, MLMEnergy
     from pyro_mlm.kernel import SamplerKernel
     from pyro_mlm.masked import MaskedGibbs, MaskedMH
     from pyro_mlm.mh import MHInfo, MHState
     from pyro_mlm.models import MaskedLM
+    from pyro_mlm.plots import plot_energy_trace
     from pyro_mlm.potential import MaskedUniformTokens, mlm_model, potential_fn
     from pyro_mlm.target import EnergyError, Target
     from pyro_mlm.vocabulary import Vocabulary

@@ -85,6 +85,8 @@ SAMPLER_CASES = [
         per_proposal=None,
         replicas=2,
     ),
+    # the frozen choice depends on the warm-up: its own enumeration test in test_exactness
+    SamplerCase("tuned", "tuned", per_proposal=None),
 ]
 EXACT_CASES = [
     c for c in SAMPLER_CASES if c.exact and c.sampler != "mh" and c.per_proposal is not None

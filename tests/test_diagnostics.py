@@ -9,7 +9,7 @@ from conftest import run_mcmc, tiny_mlm
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy, summary, to_inference_data
-from pyro_mlm.diagnostics import plot_energy_trace
+from pyro_mlm.plots import plot_energy_trace
 
 
 def _mcmc(kernel, tokens: torch.Tensor, num_chains: int = 1, samples: int = 8) -> MCMC:

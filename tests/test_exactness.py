@@ -39,6 +39,7 @@ from sampler_cases import EXACT_CASES, SamplerCase
 from pyro_mlm import MaskedGibbs, MaskedMH, MLMEnergy
 from pyro_mlm.kernel import SamplerKernel
 from pyro_mlm.samplers import SAMPLERS, BlockMH
+from pyro_mlm.samplers.tuned import CANDIDATES
 
 CHAINS = 4000
 SWEEPS_PER_DRAW = 10
@@ -334,3 +335,32 @@ def test_replica_exchange_samples_the_exact_target(enumeration: Enumeration) -> 
     assert p_value > 1e-3
     assert tv < 0.02
     assert 0.0 < rates < 1.0
+
+
+def test_the_tuned_sampler_is_exact_once_frozen(enumeration: Enumeration) -> None:
+    """Warm-up cycles the candidates and freezes the best by ESJD per row; the kept draws
+    (a fixed block sampler from then on) pass the same TV and chi-square tests."""
+    en = enumeration
+    target = en.target("raw")
+    proposals = SWEEPS_PER_DRAW * len(en.free_positions)
+    kernel = SamplerKernel(
+        MLMEnergy(en.mlm, "raw"), sampler="tuned", proposals_per_sample=proposals
+    )
+    mcmc = MCMC(
+        kernel,
+        num_samples=DRAWS,
+        warmup_steps=8,  # every candidate tried once before the choice
+        initial_params={"tokens": _random_starts(en, CHAINS)},
+        disable_progbar=True,
+    )
+    mcmc.run()
+    used = kernel.diagnostics()["candidate"]  # [draws, chains]: the setting of each kept sweep
+    assert used.numel() and bool((used == used[0, 0]).all())  # one frozen choice
+    chosen = CANDIDATES[int(used[0, 0])]
+    tokens = mcmc.get_samples()["tokens"].reshape(-1, len(en.context))
+    counts = torch.bincount(en.state_index(tokens), minlength=len(en)).double()
+    tv = total_variation(counts / counts.sum(), target)
+    p_value = chi_square_pvalue(target, counts)
+    print(f"tuned ({chosen}): TV={tv:.4f} chi2 p={p_value:.3f}")
+    assert p_value > 1e-3
+    assert tv < 0.02

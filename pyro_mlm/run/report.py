@@ -15,13 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pyro_mlm.diagnostics import (
-    inference_data_from_draws,
-    log_density,
-    plot_energy_trace,
-    plot_rank,
-    summary,
-)
+from pyro_mlm.diagnostics import inference_data_from_draws, log_density, summary
+from pyro_mlm.plots import plot_energy_trace, plot_rank
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import SAMPLES_FILE, read_draws
 

@@ -8,7 +8,7 @@ translation comparison all read it. A sampler is built from a
 >>> import torch
 >>> from pyro_mlm.samplers import SAMPLERS
 >>> sorted(SAMPLERS)
-['block', 'gibbs', 'metropolised', 'mh', 'replica-exchange']
+['block', 'gibbs', 'metropolised', 'mh', 'replica-exchange', 'tuned']
 >>> sampler = SAMPLERS["block"](target, free, block_size=2)          # doctest: +SKIP
 >>> state = sampler.init(tokens)                                     # doctest: +SKIP
 >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))  # doctest: +SKIP
@@ -44,6 +44,7 @@ from pyro_mlm.samplers.gibbs import Gibbs, GibbsState
 from pyro_mlm.samplers.metropolised import MetropolisedMH
 from pyro_mlm.samplers.mh import MH
 from pyro_mlm.samplers.replica import ReplicaExchange
+from pyro_mlm.samplers.tuned import Tuned
 
 SAMPLERS: dict[str, type[SweepSampler]] = {
     "mh": MH,
@@ -51,6 +52,7 @@ SAMPLERS: dict[str, type[SweepSampler]] = {
     "block": BlockMH,
     "metropolised": MetropolisedMH,
     "replica-exchange": ReplicaExchange,
+    "tuned": Tuned,
 }
 
 
@@ -80,5 +82,6 @@ __all__ = [
     "ReplicaExchange",
     "SweepInfo",
     "SweepSampler",
+    "Tuned",
     "build_sampler",
 ]
