@@ -26,7 +26,7 @@ from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.base import load_state, state_dict
 from pyro_mlm.samplers.scan import SCANS, Scan
 from pyro_mlm.target import Target
-from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
+from pyro_mlm.validation import check_proposals, check_temperature, check_tokens, resolve_free
 
 _COUNTERS = (
     "proposals",
@@ -88,13 +88,7 @@ class SamplerKernel(MCMCKernel):
             raise ValueError(f"unknown sampler {sampler!r}; registered: {sorted(SAMPLERS)}")
         if scan not in SCANS:
             raise ValueError(f"scan must be 'random' or 'systematic', got {scan!r}")
-        if proposals_per_sample is not None and (
-            not isinstance(proposals_per_sample, int) or proposals_per_sample < 1
-        ):
-            raise ValueError(
-                f"proposals_per_sample must be a positive int or None (one sweep), got "
-                f"{proposals_per_sample!r}"
-            )
+        check_proposals(proposals_per_sample)
         if extra_potential is not None and not callable(extra_potential):
             raise TypeError("extra_potential must be a callable tokens [N, L] -> energy [N]")
         unknown = sorted(set(options) - set(SAMPLERS[sampler].OPTIONS))

@@ -149,8 +149,7 @@ def mh_step(
     current = tokens[chains, positions]
     proposal = propose(logits[chains, positions], current)
     moved = proposal.new_tokens != current
-    accept_prob = torch.ones(tokens.shape[0], device=tokens.device)
-    is_accepted = ~moved
+    evaluated = None
     if bool(moved.any()):
         idx = moved.nonzero().squeeze(-1)
         candidates = tokens[idx].clone()
@@ -166,6 +165,29 @@ def mh_step(
             proposal.log_q_reverse[idx],
             temp,
         )
+        evaluated = (idx, candidates, result, log_ratio)
+    return accept_moves(state, positions, moved, evaluated, generator)
+
+
+def accept_moves(
+    state: MHState,
+    positions: torch.Tensor,
+    moved: torch.Tensor,
+    evaluated: tuple[torch.Tensor, torch.Tensor, Evaluation, torch.Tensor] | None,
+    generator: torch.Generator | None = None,
+) -> tuple[MHState, MHInfo]:
+    """Accept or reject the evaluated proposals; every other chain keeps its state.
+
+    ``evaluated = (idx, candidates, result, log_ratio)`` for the chains ``idx`` whose
+    proposals differ from their current sequence (None when none does); a chain that
+    did not move has accepted its self-proposal with probability 1. One uniform per
+    evaluated chain is drawn, after the evaluation.
+    """
+    tokens, energy, logits = state.tokens, state.energy, state.logits
+    accept_prob = torch.ones(tokens.shape[0], device=tokens.device)
+    is_accepted = ~moved
+    if evaluated is not None:
+        idx, candidates, result, log_ratio = evaluated
         log_u = uniform(idx.numel(), log_ratio.device, generator).log()
         prob, accepted = accept_reject(log_ratio, log_u)
         accept_prob = accept_prob.index_put((idx,), prob)

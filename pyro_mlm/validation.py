@@ -110,3 +110,12 @@ def check_temperature(value: object, name: str = "temperature") -> float:
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{name} must be finite and > 0, got {value}; use e.g. 1.0")
     return value
+
+
+def check_proposals(value: object) -> int | None:
+    """Proposals per sweep: a positive int, or None for one sweep (``|free|`` proposals)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"proposals_per_sample must be a positive int or None (one sweep), got {value!r}"
+        )
+    return value

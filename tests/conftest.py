@@ -48,6 +48,14 @@ def tiny_mlm(
     return MaskedLM(model, tokenizer, **kwargs)
 
 
+def save_tiny(path: object, **kwargs: object) -> str:
+    """Save a :func:`tiny_mlm` (model and tokenizer) like any Hugging Face model directory."""
+    mlm = tiny_mlm(**kwargs)  # type: ignore[arg-type]
+    mlm.model.save_pretrained(path)
+    mlm.tokenizer.save_pretrained(path)
+    return str(path)
+
+
 def run_mcmc(kernel: object, tokens: torch.Tensor, samples: int, warmup: int, **kwargs: object):
     """Run ``pyro.infer.MCMC`` from ``tokens`` with the progress bar off; return the MCMC."""
     from pyro.infer import MCMC
@@ -73,3 +81,9 @@ def _seed() -> None:
 @pytest.fixture(scope="session")
 def mlm() -> MaskedLM:
     return tiny_mlm()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny BERT MLM (peaky weights, init scale 0.3) saved as a model directory."""
+    return save_tiny(tmp_path_factory.mktemp("tiny-bert"), init_range=0.3)

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 import torch
-from conftest import tiny_mlm
+from conftest import save_tiny, tiny_mlm
 
 from pyro_mlm import MLMEnergy, Target
 from pyro_mlm.anneal import anneal, schedule
@@ -40,10 +40,7 @@ def test_annealing_ranks_distinct_sequences_by_their_true_energy() -> None:
 
 
 def test_optimize_command_prints_and_writes_the_ranking(tmp_path, capsys) -> None:
-    mlm = tiny_mlm(init_range=0.3)
-    model = tmp_path / "model"
-    mlm.model.save_pretrained(model)
-    mlm.tokenizer.save_pretrained(model)
+    model = save_tiny(tmp_path / "model", init_range=0.3)
     out = tmp_path / "best.csv"
     argv = ["optimize", "--model", str(model), "--sequence", "a b c d e", "--free", "2-4"]
     assert main([*argv, "--sweeps", "20", "--top", "3", "--out", str(out), "--no-progress"]) == 0

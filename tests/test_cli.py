@@ -13,7 +13,6 @@ import time
 import matplotlib.image
 import pytest
 import torch
-from conftest import tiny_mlm
 
 from pyro_mlm import MaskedLM, MLMEnergy
 from pyro_mlm.cli import main
@@ -23,16 +22,6 @@ from pyro_mlm.run.spec import RunSpec
 
 TEXT = "a b c d e f g h"
 SAMPLE = ["sample", "--no-progress", "--sequence", TEXT, "--free", "2-7", "--chains", "3"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    """A tiny BERT MLM saved like any Hugging Face model directory."""
-    path = tmp_path_factory.mktemp("tiny-bert")
-    mlm = tiny_mlm(init_range=0.3)
-    mlm.model.save_pretrained(path)
-    mlm.tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def lines(path) -> list[dict]:

@@ -25,15 +25,6 @@ TEXT = "a b c d e f g h"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("tiny-bert")
-    mlm = tiny_mlm(init_range=0.3)
-    mlm.model.save_pretrained(path)
-    mlm.tokenizer.save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def finished_run(model_dir, tmp_path_factory) -> str:
     """A finished 3-chain run (2 warm-up + 4 draws) to copy and damage."""
     out = str(tmp_path_factory.mktemp("runs") / "run")

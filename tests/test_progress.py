@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import tiny_mlm
+from conftest import save_tiny
 
 from pyro_mlm.cli import main
 from pyro_mlm.run.progress import Progress, format_seconds
@@ -55,10 +55,7 @@ def test_format_seconds() -> None:
 
 def test_the_cli_prints_progress_lines_into_a_log(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("CI", raising=False)
-    model = tmp_path / "model"
-    mlm = tiny_mlm()
-    mlm.model.save_pretrained(model)
-    mlm.tokenizer.save_pretrained(model)
+    model = save_tiny(tmp_path / "model")
     argv = ["sample", "--model", str(model), "--sequence", "a b c d", "--chains", "2"]
     assert main([*argv, "--warmup", "1", "--samples", "4", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err  # captured: not a terminal, as in a batch job's log

@@ -6,21 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import tiny_mlm
 
 from pyro_mlm.cli import main
 from pyro_mlm.diagnostics import _arviz
 
 TEXT = "a b c d e f g h"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("tiny-bert")
-    mlm = tiny_mlm(init_range=0.3)
-    mlm.model.save_pretrained(path)
-    mlm.tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def _run(model_dir: str, out: str, samples: int) -> None:

@@ -13,7 +13,7 @@ import os
 import pyro
 import pytest
 import torch
-from conftest import run_mcmc, tiny_mlm
+from conftest import run_mcmc, save_tiny, tiny_mlm
 from sampler_cases import SAMPLER_CASES, SamplerCase
 
 from pyro_mlm import MLMEnergy, Target
@@ -60,9 +60,7 @@ def test_same_seed_same_samples(case: SamplerCase) -> None:
 @pytest.mark.parametrize("case", SAMPLER_CASES, ids=repr)
 def test_an_interrupted_run_resumes_to_the_same_draws(tmp_path, capsys, case: SamplerCase):
     mlm = tiny_mlm(init_range=0.3)
-    model = tmp_path / "model"
-    mlm.model.save_pretrained(model)
-    mlm.tokenizer.save_pretrained(model)
+    model = save_tiny(tmp_path / "model", init_range=0.3)
     options = json.loads(json.dumps(case.options))
     spec = RunSpec(
         model=str(model),
@@ -200,10 +198,7 @@ def test_metropolised_never_proposes_the_current_token() -> None:
 def test_the_cli_runs_and_resumes_a_sampler_with_its_options(tmp_path, capsys) -> None:
     from pyro_mlm.cli import main
 
-    mlm = tiny_mlm(init_range=0.3)
-    model = tmp_path / "model"
-    mlm.model.save_pretrained(model)
-    mlm.tokenizer.save_pretrained(model)
+    model = save_tiny(tmp_path / "model", init_range=0.3)
     out = tmp_path / "run"
     base = ["sample", "--model", str(model), "--sequence", "a b c d e", "--chains", "2"]
     argv = [*base, "--kernel", "block", "--block-size", "1,2", "--block-mode", "window"]

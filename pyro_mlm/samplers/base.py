@@ -24,7 +24,7 @@ import torch
 from pyro_mlm.mh import MHInfo
 from pyro_mlm.samplers.scan import SCANS, Scan, Sites, next_positions, sites_of
 from pyro_mlm.target import Target
-from pyro_mlm.validation import check_temperature
+from pyro_mlm.validation import check_proposals, check_temperature
 
 
 class SweepInfo(NamedTuple):
@@ -94,13 +94,7 @@ class SweepSampler:
             raise TypeError(f"expected a Target, got {type(target).__name__}")
         if scan not in SCANS:
             raise ValueError(f"scan must be 'random' or 'systematic', got {scan!r}")
-        if proposals_per_sweep is not None and (
-            not isinstance(proposals_per_sweep, int) or proposals_per_sweep < 1
-        ):
-            raise ValueError(
-                f"proposals_per_sample must be a positive int or None (one sweep), got "
-                f"{proposals_per_sweep!r}"
-            )
+        check_proposals(proposals_per_sweep)
         if free.dtype != torch.bool or free.dim() != 2 or not bool(free.any(-1).all()):
             raise ValueError("free must be a [C, L] bool mask with a free position in every row")
         self.target = target

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from pyro_mlm.mh import MHInfo, MHState, accept_reject, log_acceptance_ratio, uniform
+from pyro_mlm.mh import MHInfo, MHState, accept_moves, log_acceptance_ratio, uniform
 from pyro_mlm.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.base import Option
 from pyro_mlm.samplers.mh import MH
@@ -166,8 +166,7 @@ class BlockMH(MH):
         new = torch.where(valid, self.proposable[choice], current)
         log_forward = (log_q.gather(-1, choice.unsqueeze(-1)).squeeze(-1) * valid).sum(-1)
         moved = (new != current).any(-1)
-        accept_prob = torch.ones(chains, device=tokens.device)
-        is_accepted = ~moved
+        evaluated = None
         if bool(moved.any()):
             idx = moved.nonzero().squeeze(-1)
             candidates = tokens[idx].scatter(1, sites[idx], new[idx])
@@ -177,14 +176,6 @@ class BlockMH(MH):
             log_ratio = log_acceptance_ratio(
                 energy[idx], result.energy, log_forward[idx], log_reverse, 1.0 / state.beta[idx]
             )
-            log_u = uniform(idx.numel(), log_ratio.device, generator).log()
-            prob, accepted = accept_reject(log_ratio, log_u)
-            accept_prob = accept_prob.index_put((idx,), prob)
-            is_accepted = is_accepted.index_put((idx,), accepted)
-            take = idx[accepted]
-            tokens = tokens.index_copy(0, take, candidates[accepted])
-            energy = energy.index_copy(0, take, result.energy[accepted])
-            logits = logits.index_copy(0, take, result.logits[accepted])
-        info = MHInfo(positions, accept_prob, is_accepted, is_accepted & moved, moved)
-        rows = state.rows + self.cost(moved)
-        return state._replace(tokens=tokens, energy=energy, logits=logits, rows=rows), info
+            evaluated = (idx, candidates, result, log_ratio)
+        new_state, info = accept_moves(state, positions, moved, evaluated, generator)
+        return new_state._replace(rows=state.rows + self.cost(moved)), info
