@@ -28,6 +28,7 @@ from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
 
 if TYPE_CHECKING:
     from pyro_mlm.models import MaskedLM
+    from pyro_mlm.vocabulary import Vocabulary
 
 LogitsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Parametrization = Literal["norm", "raw"]
@@ -109,6 +110,21 @@ def evaluate(
         if keep_conditionals:
             cond[seq, pos] = logits[:, proposable_ids.to(logits.device)]
     return Evaluation(terms.sum(-1), terms, cond)
+
+
+def checked_energy(
+    evaluate_fn: Callable[..., Evaluation], mlm: Vocabulary, tokens: object, free: object
+) -> torch.Tensor:
+    """``evaluate_fn``'s energies of user ``tokens [..., L]`` over ``free``, checked first.
+
+    The one entry point from user input for :class:`MLMEnergy` and
+    :class:`pyro_mlm.target.Target`; returns ``[...]``.
+    """
+    tokens = check_tokens(tokens, mlm)
+    mask = resolve_free(free, tokens, mlm)
+    flat = tokens.reshape(-1, tokens.shape[-1])
+    result = evaluate_fn(flat, mask.reshape(flat.shape), keep_conditionals=False)
+    return result.energy.reshape(tokens.shape[:-1])
 
 
 def masked_rows(
@@ -196,11 +212,7 @@ class MLMEnergy:
 
     def __call__(self, tokens: torch.Tensor, free: object = None) -> torch.Tensor:
         """:math:`E(X)` for ``tokens [..., L]``, summed over ``free``; returns ``[...]``."""
-        tokens = check_tokens(tokens, self.mlm)
-        mask = resolve_free(free, tokens, self.mlm)
-        flat = tokens.reshape(-1, tokens.shape[-1])
-        result = self.evaluate(flat, mask.reshape(flat.shape), keep_conditionals=False)
-        return result.energy.reshape(tokens.shape[:-1])
+        return checked_energy(self.evaluate, self.mlm, tokens, free)
 
     def evaluate(
         self, tokens: torch.Tensor, free: torch.Tensor, keep_conditionals: bool = True

@@ -202,8 +202,6 @@ def accept_moves(
 
 def uniform(n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
     """``n`` draws of U(0, 1) from ``generator`` (torch's global one when None)."""
-    if generator is None:
-        return torch.rand(n, device=device)
     return torch.rand(n, device=device, generator=generator)
 
 

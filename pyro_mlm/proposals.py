@@ -130,10 +130,7 @@ def metropolised_proposal(
 
 def draw(log_q: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One column index per row of ``log_q [N, K]``, drawn with probabilities ``exp(log_q)``."""
-    probs = log_q.exp()
-    if generator is None:
-        return torch.multinomial(probs, 1).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return torch.multinomial(log_q.exp(), 1, generator=generator).squeeze(-1)
 
 
 def token_log_prob(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
+from pyro_mlm.validation import check_temperature
 from pyro_mlm.vocabulary import short
 
 if TYPE_CHECKING:
@@ -101,11 +101,9 @@ class Target:
 
     def __call__(self, tokens: torch.Tensor, free: object = None) -> torch.Tensor:
         """Total energy of ``tokens [..., L]`` over ``free``; returns ``[...]``."""
-        tokens = check_tokens(tokens, self.mlm)
-        mask = resolve_free(free, tokens, self.mlm)
-        flat = tokens.reshape(-1, tokens.shape[-1])
-        result = self.evaluate(flat, mask.reshape(flat.shape), keep_conditionals=False)
-        return result.energy.reshape(tokens.shape[:-1])
+        from pyro_mlm.energy import checked_energy
+
+        return checked_energy(self.evaluate, self.mlm, tokens, free)
 
     def __repr__(self) -> str:
         return f"Target({self.energy!r}, experts={len(self.experts)}, T={self.temperature})"

@@ -61,11 +61,13 @@ def _random_starts(en: Enumeration, chains: int) -> torch.Tensor:
     return init
 
 
-def _run(kernel: SamplerKernel, en: Enumeration, chains: int, draws: int) -> torch.Tensor:
+def _run(
+    kernel: SamplerKernel, en: Enumeration, chains: int, draws: int, warmup: int = WARMUP_DRAWS
+) -> torch.Tensor:
     mcmc = MCMC(
         kernel,
         num_samples=draws,
-        warmup_steps=WARMUP_DRAWS,
+        warmup_steps=warmup,
         initial_params={"tokens": _random_starts(en, chains)},
         disable_progbar=True,
     )
@@ -318,16 +320,8 @@ def test_replica_exchange_samples_the_exact_target(enumeration: Enumeration) -> 
         t_max=3.0,
         inner="mh",
     )
-    mcmc = MCMC(
-        kernel,
-        num_samples=DRAWS,
-        warmup_steps=0,  # the ladder is frozen from the start: every draw is exact
-        initial_params={"tokens": _random_starts(en, CHAINS)},
-        disable_progbar=True,
-    )
-    mcmc.run()
-    tokens = mcmc.get_samples()["tokens"].reshape(-1, len(en.context))
-    counts = torch.bincount(en.state_index(tokens), minlength=len(en)).double()
+    # no warm-up: the ladder is frozen from the start, so every draw is exact
+    counts = _run(kernel, en, CHAINS, DRAWS, warmup=0)
     tv = total_variation(counts / counts.sum(), target)
     p_value = chi_square_pvalue(target, counts)
     rates = kernel.diagnostics()["swap_rate"].mean().item()
@@ -346,19 +340,10 @@ def test_the_tuned_sampler_is_exact_once_frozen(enumeration: Enumeration) -> Non
     kernel = SamplerKernel(
         MLMEnergy(en.mlm, "raw"), sampler="tuned", proposals_per_sample=proposals
     )
-    mcmc = MCMC(
-        kernel,
-        num_samples=DRAWS,
-        warmup_steps=8,  # every candidate tried once before the choice
-        initial_params={"tokens": _random_starts(en, CHAINS)},
-        disable_progbar=True,
-    )
-    mcmc.run()
+    counts = _run(kernel, en, CHAINS, DRAWS, warmup=8)  # every candidate tried once first
     used = kernel.diagnostics()["candidate"]  # [draws, chains]: the setting of each kept sweep
     assert used.numel() and bool((used == used[0, 0]).all())  # one frozen choice
     chosen = CANDIDATES[int(used[0, 0])]
-    tokens = mcmc.get_samples()["tokens"].reshape(-1, len(en.context))
-    counts = torch.bincount(en.state_index(tokens), minlength=len(en)).double()
     tv = total_variation(counts / counts.sum(), target)
     p_value = chi_square_pvalue(target, counts)
     print(f"tuned ({chosen}): TV={tv:.4f} chi2 p={p_value:.3f}")

@@ -164,7 +164,7 @@ class ReplicaExchange(SweepSampler):
             zero,
             torch.zeros(chains, dtype=torch.long, device=device),
         )
-        return self._summarise(state, inner)
+        return self._summarise(state)
 
     def ladder(self, log_gaps: torch.Tensor) -> torch.Tensor:
         """``[R]`` inverse temperatures of the slots: ``1/T`` times ``exp(-cumsum(gaps))``."""
@@ -176,21 +176,21 @@ class ReplicaExchange(SweepSampler):
         inner, swap = self.exchange(inner, generator)
         chains = state.tokens.shape[0]
         cold = slice(None, None, self.replicas)
-        assert inner.rows is not None
-        rows = inner.rows.reshape(chains, self.replicas).sum(1)
         log_gaps, swaps = state.log_gaps, state.swaps
         if bool(state.adapting):
             log_gaps, swaps = self.adapt(state, swap.mean(0).cpu())
             inner = inner._replace(beta=self.ladder(log_gaps).repeat(chains).to(inner.beta))
-        new = state._replace(inner=inner, log_gaps=log_gaps, swaps=swaps, sweep=state.sweep + 1)
+        new = self._summarise(
+            state._replace(inner=inner, log_gaps=log_gaps, swaps=swaps, sweep=state.sweep + 1)
+        )
         info_out = REInfo(
             info.accept_prob[cold],
             info.acceptance_rate[cold],
             info.is_novel[cold],
-            rows - state.rows,
+            new.rows - state.rows,
             swap,
         )
-        return self._summarise(new, inner), info_out
+        return new, info_out
 
     def end_warmup(self, state: REState) -> REState:
         """Freeze the ladder: from here on the chain is an exact replica-exchange chain."""
@@ -229,8 +229,9 @@ class ReplicaExchange(SweepSampler):
         log_gaps = log_gaps * (math.log(self.t_max) / float(log_gaps.sum()))
         return log_gaps, swaps
 
-    def _summarise(self, state: REState, inner: MHState) -> REState:
+    def _summarise(self, state: REState) -> REState:
         """Slot 0's tokens and energies, and each chain's rows over all its replicas."""
+        inner = state.inner
         assert inner.rows is not None
         cold = slice(None, None, self.replicas)
         rows = inner.rows.reshape(-1, self.replicas).sum(1)
