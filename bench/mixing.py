@@ -15,13 +15,20 @@ energy within Monte Carlo error: the script reports each one's z-score against
 single-site MH (masked Gibbs is inexact and only shown).
 
     python bench/mixing.py --model sapiens-h --rows 60000 --json bench/results/mixing-sapiens-h.json
+
+On a GPU, ``--device cuda --dtype bfloat16 --jobs 7`` runs each sampler in its own process
+(one thread each, the GPU shared) and ``--minutes M`` stops each at a wall-time limit;
+then the row counts differ and ESS per 1000 rows is the column to compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -73,6 +80,7 @@ class Row:
     ess_per_1k_rows_hi: float
     ess_per_min: float
     z_vs_mh: float
+    frozen: bool  # adaptation stopped (replica exchange, tuned) before the budget ran out
 
 
 class Chains:
@@ -82,7 +90,7 @@ class Chains:
                  free: torch.Tensor, start: torch.Tensor, seed: int) -> None:  # fmt: skip
         self.label = label
         self.sampler = build_sampler(name, target, free, **options)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=start.device).manual_seed(seed)
         self.state = self.sampler.init(start)
         self.name = name
         self.frozen = False  # replica exchange and tuned adapt until a quarter of the budget
@@ -101,18 +109,36 @@ class Chains:
     def sweep(self, warmup_rows: float) -> None:
         tick = time.perf_counter()
         self.state, info = self.sampler.step(self.state, self.generator)
+        energy = self.sampler.energy(self.state).cpu()  # waits for the device
         self.seconds += time.perf_counter() - tick
         if not self.frozen and self.rows >= warmup_rows:
             self.state = self.sampler.end_warmup(self.state)  # adaptation stops here
             self.frozen = True
         self.sweeps += 1
-        self.energy.append(self.sampler.energy(self.state).cpu())
+        self.energy.append(energy)
         self.tokens.append(self.state.tokens.cpu())
         self.accept.append(info.acceptance_rate.cpu())
         self.novel.append(info.is_novel.cpu())
         swap = getattr(info, "swap_rate", None)
         if swap is not None:
             self.swaps.append(swap.cpu())
+
+    def records(self, reference: torch.Tensor, free: torch.Tensor) -> dict[str, Any]:
+        """What the summary needs, as plain tensors (one process can hand it to another)."""
+        tokens = torch.stack(self.tokens)
+        return {
+            "label": self.label,
+            "name": self.name,
+            "energy": torch.stack(self.energy),  # [sweeps, chains]
+            "hamming": ((tokens != reference.cpu()) & free.cpu()).sum(-1),  # [sweeps, chains]
+            "accept": torch.stack(self.accept),
+            "novel": torch.stack(self.novel),
+            "swaps": torch.stack(self.swaps) if self.swaps else None,
+            "seconds": self.seconds,
+            "sweeps": self.sweeps,
+            "rows": self.rows,
+            "frozen": self.frozen,
+        }
 
 
 def ess_rhat(x: np.ndarray) -> tuple[float, float]:
@@ -130,29 +156,28 @@ def bootstrap_ess(x: np.ndarray, rows: float, rng: np.random.Generator) -> tuple
     return float(np.percentile(values, 5)), float(np.percentile(values, 95))
 
 
-def summarise(chains: Chains, reference: torch.Tensor, free: torch.Tensor, rng: np.random.Generator,
-              mh: Row | None) -> Row:  # fmt: skip
-    keep = slice(len(chains.energy) // 4, None)  # the first quarter is warm-up
-    energy = torch.stack(chains.energy)[keep].T.double().numpy()
-    tokens = torch.stack(chains.tokens)[keep]
-    hamming = ((tokens != reference) & free).sum(-1).T.double().numpy()
+def summarise(rec: dict[str, Any], rng: np.random.Generator, mh: Row | None) -> Row:
+    sweeps = rec["sweeps"]
+    keep = slice(sweeps // 4, None)  # the first quarter is warm-up
+    energy = rec["energy"][keep].T.double().numpy()
+    hamming = rec["hamming"][keep].T.double().numpy()
     ess_e, rhat_e = ess_rhat(energy)
     ess_h, rhat_h = ess_rhat(hamming)
-    kept_fraction = energy.shape[1] / len(chains.energy)
-    rows = chains.rows * kept_fraction  # rows per chain spent on the kept sweeps
-    minutes = chains.seconds * kept_fraction / 60
+    kept_fraction = energy.shape[1] / sweeps
+    rows = rec["rows"] * kept_fraction  # rows per chain spent on the kept sweeps
+    minutes = rec["seconds"] * kept_fraction / 60
     mcse = float(energy.std() / math.sqrt(ess_e))
     lo, hi = bootstrap_ess(energy, rows, rng)
     mean = float(energy.mean())
     z = float("nan") if mh is None else (mean - mh.mean_energy) / math.hypot(mcse, mh.mcse_energy)
-    swaps = torch.stack(chains.swaps)[keep].mean((0, 1)).tolist() if chains.swaps else []
+    swaps = rec["swaps"][keep].mean((0, 1)).tolist() if rec["swaps"] is not None else []
     return Row(
-        chains.label,
-        chains.sweeps,
-        chains.rows,
-        chains.seconds,
-        float(torch.stack(chains.accept).mean()),
-        float(torch.stack(chains.novel).mean()),
+        rec["label"],
+        sweeps,
+        rec["rows"],
+        rec["seconds"],
+        float(rec["accept"].float().mean()),
+        float(rec["novel"].float().mean()),
         [round(s, 3) for s in swaps],
         mean,
         mcse,
@@ -165,26 +190,18 @@ def summarise(chains: Chains, reference: torch.Tensor, free: torch.Tensor, rng: 
         hi,
         ess_e / minutes if minutes else float("nan"),
         z,
+        rec["frozen"],
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="sapiens-h")
-    parser.add_argument("--rows", type=float, default=60000, help="masked rows per chain")
-    parser.add_argument("--chains", type=int, default=8, help="half native, half random starts")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--only", nargs="*", help="labels of the samplers to run (default all)")
-    parser.add_argument("--json", default="bench/results/mixing.json")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    mlm = load_model(args.model)
+def run_here(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Run the chosen samplers in this process, interleaved so their row counts stay equal."""
+    dtype = getattr(torch, args.dtype)
+    mlm = load_model(args.model, device=args.device, dtype=dtype)
     ids = mlm.encode(VH)
     free = parse_free("cdrh3", ids, mlm)
     generator = torch.Generator().manual_seed(args.seed)
-    proposable = mlm.proposable_ids
+    proposable = mlm.proposable_ids.cpu()
 
     def random_cdr() -> torch.Tensor:
         x = ids.clone()
@@ -196,30 +213,87 @@ def main(argv: list[str] | None = None) -> int:
     start = torch.stack([ids] * half + [random_cdr() for _ in range(args.chains - half)])
     reference = random_cdr()
     target = Target(MLMEnergy(mlm))
-    mask = free.expand(args.chains, -1)
+    mask = free.expand(args.chains, -1).to(mlm.device)
     runs = [
-        Chains(label, name, options, target, mask, start, args.seed + k)
+        Chains(label, name, options, target, mask, start.to(mlm.device), args.seed + k)
         for k, (label, name, options) in enumerate(SETTINGS)
         if not args.only or label in args.only
     ]
     began = time.perf_counter()
     last = began
-    while True:
+    deadline = began + 60 * args.minutes if args.minutes else float("inf")
+    while time.perf_counter() < deadline:
         active = [c for c in runs if c.rows < args.rows]
         if not active:
             break
-        for chains in active:
-            chains.sweep(warmup_rows=args.rows / 4)
+        # fewest rows first; warm-up (adaptation) ends at a quarter of the rows or of the time
+        warmup = args.rows / 4 if time.perf_counter() < began + (deadline - began) / 4 else 0.0
+        min(active, key=lambda c: c.rows).sweep(warmup_rows=warmup)
         if time.perf_counter() - last > 60:
             last = time.perf_counter()
             done = ", ".join(f"{c.label} {c.rows / args.rows:.0%}" for c in runs)
             print(f"[{(last - began) / 60:.1f} min] {done}", flush=True)
+    if time.perf_counter() >= deadline:
+        print(f"stopped at the {args.minutes}-minute limit before the row budget", flush=True)
+    return [c.records(reference, free) for c in runs]
+
+
+def run_in_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One process per sampler (``--jobs`` at a time), e.g. to share one GPU between them."""
+    labels = args.only or [label for label, _, _ in SETTINGS]
+    common = ["--model", args.model, "--rows", str(args.rows), "--chains", str(args.chains),
+              "--seed", str(args.seed), "--device", args.device, "--dtype", args.dtype,
+              "--minutes", str(args.minutes or 0), "--threads", str(args.threads or 1)]  # fmt: skip
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        pending = list(enumerate(labels))
+        running: list[tuple[subprocess.Popen[bytes], str]] = []
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                k, label = pending.pop(0)
+                dump = os.path.join(folder, f"{k}.pt")
+                command = [sys.executable, __file__, *common, "--only", label, "--dump", dump]
+                running.append((subprocess.Popen(command), dump))
+            process, dump = running.pop(0)
+            if process.wait() != 0:  # the others' results still count; this one is reported
+                print(f"a sampler's process failed (exit {process.returncode}): {process.args}")
+                continue
+            records.extend(torch.load(dump, weights_only=False))
+    order = {label: k for k, label in enumerate(labels)}
+    return sorted(records, key=lambda r: order[r["label"]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="sapiens-h")
+    parser.add_argument("--rows", type=float, default=60000, help="masked rows per chain")
+    parser.add_argument("--chains", type=int, default=8, help="half native, half random starts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--minutes", type=float, default=0, help="wall limit (0: none)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes at once (one GPU shared)")
+    parser.add_argument("--only", nargs="*", help="labels of the samplers to run (default all)")
+    parser.add_argument("--dump", help=argparse.SUPPRESS)  # a worker process's records
+    parser.add_argument("--json", default="bench/results/mixing.json")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    began = time.perf_counter()
+    if args.jobs > 1 and not args.dump:
+        records = run_in_processes(args)
+    else:
+        records = run_here(args)
+    if args.dump:
+        torch.save(records, args.dump)
+        return 0
     rng = np.random.default_rng(args.seed)
     mh = None
     rows: list[Row] = []
-    for chains in runs:
-        row = summarise(chains, reference, free, rng, mh)
-        if chains.name == "mh":
+    for rec in records:
+        row = summarise(rec, rng, mh)
+        if rec["name"] == "mh":
             mh = row
             row.z_vs_mh = 0.0
         rows.append(row)
@@ -234,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'E +- MCSE':>16}{'ESS E':>7}{'ESS H':>7}{'Rh E':>6}{'Rh H':>6}"
         f"{'ESS/1k rows [90%]':>24}{'ESS/min':>9}{'z vs mh':>8}  swaps"
     )
-    print(f"{args.model}, trastuzumab CDR-H3, {args.chains} chains, {args.rows:.0f} rows per chain")
+    print(
+        f"{args.model}, trastuzumab CDR-H3, {args.chains} chains, {args.rows:.0f} rows per chain, "
+        f"{args.device} {args.dtype}"
+    )
     print(header)
     for r in rows:
         print(
@@ -243,12 +320,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.ess_energy:>7.0f}{r.ess_hamming:>7.0f}{r.rhat_energy:>6.2f}{r.rhat_hamming:>6.2f}"
             f"{r.ess_per_1k_rows:>9.3f} [{r.ess_per_1k_rows_lo:.3f}, {r.ess_per_1k_rows_hi:.3f}]"
             f"{r.ess_per_min:>9.1f}{r.z_vs_mh:>8.2f}  {r.swap_rates or ''}"
+            + ("" if r.frozen else "  (warm-up never ended: budget cut by --minutes)")
         )
     result = {
         "command": "python bench/mixing.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": args.model,
         "rows_per_chain": args.rows,
         "chains": args.chains,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "dtype": args.dtype,
         "wall_minutes": (time.perf_counter() - began) / 60,
         "machine": machine(),
         "rows": [asdict(r) for r in rows],
