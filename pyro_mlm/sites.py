@@ -18,11 +18,13 @@ if TYPE_CHECKING:  # torch loads inside the functions: the CLI imports FREE_HELP
 RANGES = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
 FREE_CHAR, FIXED_CHAR = "*", "."
 FREE_HELP = (
-    "'all'; 'masked' (the positions holding the mask token); 'cdrh3' (antibody heavy "
-    "chains: between the conserved YYC and WGxG motifs); 1-based ranges such as "
-    "'98-110' or '1-5,98-110'; or a mask string as long as the sequence, '*' free "
-    "and '.' fixed"
+    "'all'; 'masked' (the positions holding the mask token); numbered antibody regions "
+    "'cdrh1', 'cdrh2', 'cdrh3', 'cdrl1', 'cdrl2', 'cdrl3', 'cdrs' (all CDRs of the chain), "
+    "by --numbering imgt or kabat through ANARCI (without it, cdrh3 from the conserved "
+    "YYC and WGxG motifs); 1-based ranges such as '98-110' or '1-5,98-110', mixable with "
+    "regions ('cdrh3,1-5'); or a mask string as long as the sequence, '*' free and '.' fixed"
 )
+PART_RANGE = re.compile(r"^\d+(\s*-\s*\d+)?$")
 
 
 def cdr_h3_range(sequence: str) -> tuple[int, int]:
@@ -43,12 +45,15 @@ def cdr_h3_range(sequence: str) -> tuple[int, int]:
     return start + 4, start + 3 + end.start()
 
 
-def parse_free(spec: str, tokens: torch.Tensor, mlm: Vocabulary) -> torch.Tensor:
+def parse_free(
+    spec: str, tokens: torch.Tensor, mlm: Vocabulary, numbering: str = "imgt"
+) -> torch.Tensor:
     """Boolean mask ``[L]`` over ``tokens`` of the positions named by ``spec``.
 
-    ``spec`` is one of: ``all``; ``masked``; ``cdrh3``; ranges ``"98-110,120"``
-    (1-based content positions, inclusive); a mask string of ``*`` (free) and ``.``
-    (fixed), one character per content position.
+    ``spec`` is one of: ``all``; ``masked``; comma-separated numbered regions
+    (``cdrh3``, ``cdrs``, ..., by ``numbering``, see :mod:`pyro_mlm.numbering`) and
+    ranges ``"98-110,120"`` (1-based content positions, inclusive); a mask string of
+    ``*`` (free) and ``.`` (fixed), one character per content position.
     """
     import torch
 
@@ -69,31 +74,20 @@ def parse_free(spec: str, tokens: torch.Tensor, mlm: Vocabulary) -> torch.Tensor
                 f"--free masked, but the sequence holds no mask token "
                 f"({mlm.tokenizer.mask_token!r}); mark the positions to sample with it"
             )
-    elif text == "cdrh3":
+    elif _has_regions(text):
         if mlm.split is not list:
-            raise ValueError("--free cdrh3 needs a protein model (one token per residue)")
-        first, last = cdr_h3_range(mlm.decode(tokens))
-        chosen = list(range(first - 1, last))
+            raise ValueError(f"--free {text} needs a protein model (one token per residue)")
+        chosen = []
+        for part in (p.strip() for p in text.split(",")):
+            if PART_RANGE.match(part):
+                chosen.extend(_range(part, n))
+            else:
+                chosen.extend(_region(part, mlm.decode(tokens), numbering))
+        chosen = sorted(set(chosen))
     elif RANGES.match(text):
         chosen = []
         for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            first, last = int(lo), int(hi or lo)
-            if first == 0:
-                raise ValueError(
-                    f"free range {part.strip()} falls outside the sequence: positions are "
-                    f"1-based (the first residue or word is 1), and this sequence's are 1-{n}"
-                )
-            if first > last:
-                raise ValueError(
-                    f"free range {part.strip()} is reversed; write it low-high, as {last}-{first}"
-                )
-            if last > n:
-                raise ValueError(
-                    f"free range {part.strip()} falls outside the sequence, whose "
-                    f"positions are 1-{n}"
-                )
-            chosen.extend(range(first - 1, last))
+            chosen.extend(_range(part, n))
     elif set(text) <= {FREE_CHAR, FIXED_CHAR}:
         if len(text) != n:
             raise ValueError(
@@ -106,6 +100,52 @@ def parse_free(spec: str, tokens: torch.Tensor, mlm: Vocabulary) -> torch.Tensor
         raise ValueError(f"--free {spec!r} selects no position")
     mask[content[chosen]] = True
     return mask
+
+
+def _has_regions(text: str) -> bool:
+    from pyro_mlm.numbering import REGIONS
+
+    parts = [p.strip() for p in text.split(",")]
+    return any(p in REGIONS for p in parts) and all(
+        p in REGIONS or PART_RANGE.match(p) for p in parts
+    )
+
+
+def _region(region: str, sequence: str, numbering: str) -> list[int]:
+    """0-based residue indices of a numbered region; ``cdrh3`` falls back to the motifs."""
+    import sys
+
+    from pyro_mlm.numbering import INSTALL, anarci_available, region_indices
+
+    if not anarci_available() and region == "cdrh3" and numbering == "imgt":
+        print(
+            f"note: ANARCI is not installed ({INSTALL}); cdrh3 is read from the conserved "
+            "YYC and WGxG motifs instead",
+            file=sys.stderr,
+        )
+        first, last = cdr_h3_range(sequence)
+        return list(range(first - 1, last))
+    return region_indices(region, sequence, numbering)
+
+
+def _range(part: str, n: int) -> list[int]:
+    """0-based indices of a 1-based inclusive range ``"98-110"`` in a sequence of ``n``."""
+    lo, _, hi = part.partition("-")
+    first, last = int(lo), int(hi or lo)
+    if first == 0:
+        raise ValueError(
+            f"free range {part.strip()} falls outside the sequence: positions are "
+            f"1-based (the first residue or word is 1), and this sequence's are 1-{n}"
+        )
+    if first > last:
+        raise ValueError(
+            f"free range {part.strip()} is reversed; write it low-high, as {last}-{first}"
+        )
+    if last > n:
+        raise ValueError(
+            f"free range {part.strip()} falls outside the sequence, whose positions are 1-{n}"
+        )
+    return list(range(first - 1, last))
 
 
 def fill_masked(

@@ -47,6 +47,17 @@ class Target:
         Callables ``tokens [N, L] -> energy [N]`` added to it (``+inf`` forbids).
     temperature
         :math:`T`; default the ``temperature`` the energy was built with.
+    over
+        ``"free"`` (the paper's sum over the free positions, the default) or ``"all"``:
+        the MLM energy sums the terms of *every* content position (the negative
+        pseudo-log-likelihood of the whole sequence), which is the conditional of the
+        joint energy model given a fixed framework, since the fixed positions' terms
+        depend on the free residues. It costs one masked row per content position per
+        evaluation instead of one per free position. Proposals stay at free positions.
+
+    Experts with an ``allowed(length, proposable_ids) -> [L, K]`` method (the ``allowed``
+    constraint) also restrict the proposal: the conditionals this target returns are
+    ``-inf`` at the tokens they forbid.
 
     Examples
     --------
@@ -59,7 +70,10 @@ class Target:
         energy: MLMEnergy,
         experts: Sequence[Expert] = (),
         temperature: float | None = None,
+        over: str = "free",
     ) -> None:
+        if over not in ("free", "all"):
+            raise ValueError(f"over must be 'free' or 'all', got {over!r}")
         for expert in experts:
             if not callable(expert):
                 raise TypeError(
@@ -68,6 +82,9 @@ class Target:
                 )
         self.energy = energy
         self.experts = tuple(experts)
+        self.over = over
+        self.restrictions = [e for e in self.experts if callable(getattr(e, "allowed", None))]
+        self._allowed: dict[tuple[int, str], torch.Tensor] = {}
         self.temperature = check_temperature(
             energy.temperature if temperature is None else temperature
         )
@@ -89,8 +106,12 @@ class Target:
         ``chains [B]`` names the chain of each row in error messages. Raises
         :class:`EnergyError` on a NaN or ``-inf`` energy from any source.
         """
-        result = self.energy.evaluate(tokens, free, keep_conditionals=keep_conditionals)
+        scored = self.scored(tokens, free)
+        result = self.energy.evaluate(tokens, scored, keep_conditionals=keep_conditionals)
         check_finite(result.energy, tokens, self.mlm, mlm_source(self.energy), chains)
+        if self.restrictions and result.logits.shape[1]:
+            allowed = self.allowed(tokens.shape[-1], result.logits.device)
+            result = result._replace(logits=result.logits.masked_fill(~allowed, float("-inf")))
         total = result.energy
         for k, expert in enumerate(self.experts):
             name = expert_name(expert, k, len(self.experts))
@@ -99,6 +120,40 @@ class Target:
             total = total + value
         return result._replace(energy=total)
 
+    def scored(self, tokens: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+        """``[B, L]``: the positions whose MLM terms the energy sums (``free``, or every
+        content position with ``over="all"``); one masked row each per evaluation."""
+        if self.over == "free":
+            return free
+        special = self.mlm.special_mask(tokens) & (tokens != self.mlm.mask_token_id)
+        return ~special | free
+
+    def allowed(self, length: int, device: torch.device) -> torch.Tensor:
+        """``[L, K]``: the proposable tokens each position may take under the experts."""
+        key = (length, str(device))
+        if key not in self._allowed:
+            ids = self.mlm.proposable_ids.to(device)
+            mask = torch.ones(length, ids.numel(), dtype=torch.bool, device=device)
+            for expert in self.restrictions:
+                mask &= expert.allowed(length, ids).to(device)  # type: ignore[attr-defined]
+            self._allowed[key] = mask
+        return self._allowed[key]
+
+    def conditionals(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The MLM's masked conditionals ``[C, K]`` at ``positions [C]``, restricted like
+        the proposals (``-inf`` where an expert forbids a token)."""
+        logits = self.energy.conditionals(tokens, positions)
+        if not self.restrictions:
+            return logits
+        allowed = self.allowed(tokens.shape[-1], logits.device)[positions]
+        return logits.masked_fill(~allowed, float("-inf"))
+
+    def check_start(self, tokens: torch.Tensor) -> None:
+        """Refuse starting sequences ``[C, L]`` that a hard constraint forbids."""
+        from pyro_mlm.experts import check_start
+
+        check_start(self.experts, tokens, self.mlm)
+
     def __call__(self, tokens: torch.Tensor, free: object = None) -> torch.Tensor:
         """Total energy of ``tokens [..., L]`` over ``free``; returns ``[...]``."""
         from pyro_mlm.energy import checked_energy
@@ -106,7 +161,10 @@ class Target:
         return checked_energy(self.evaluate, self.mlm, tokens, free)
 
     def __repr__(self) -> str:
-        return f"Target({self.energy!r}, experts={len(self.experts)}, T={self.temperature})"
+        return (
+            f"Target({self.energy!r}, experts={len(self.experts)}, T={self.temperature}, "
+            f"over={self.over!r})"
+        )
 
 
 def expert_name(expert: object, index: int, count: int) -> str:

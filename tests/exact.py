@@ -81,21 +81,34 @@ class Enumeration:
         return self.index[tuple(x.tolist())]
 
     def site_kernels(
-        self, target: torch.Tensor | None, proposal_temperature: float = 1.0
+        self,
+        target: torch.Tensor | None,
+        proposal_temperature: float = 1.0,
+        allowed: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Per-position transition matrices: MH against ``target``, or Gibbs if None.
 
-        The proposal is softmax(scores / proposal_temperature) over proposable ids.
+        The proposal is softmax(scores / proposal_temperature) over proposable ids, over
+        ``allowed[j]`` only where given (``[free, K]`` bool). States with zero target
+        probability stay put (they are never visited from the support).
         """
         n = len(self.states)
         kernels = []
         for j in range(len(self.free_positions)):
             P = torch.zeros(n, n, dtype=torch.float64)
             for i in range(n):
-                log_q = torch.log_softmax(self.scores[i][j] / proposal_temperature, -1)
+                if target is not None and float(target[i]) == 0.0:
+                    P[i, i] = 1.0
+                    continue
+                scores = self.scores[i][j]
+                if allowed is not None:
+                    scores = scores.masked_fill(~allowed[j], float("-inf"))
+                log_q = torch.log_softmax(scores / proposal_temperature, -1)
                 for k in range(len(self.ids)):
                     i2 = self._neighbour(i, j, k)
                     q_fwd = float(log_q[k].exp())
+                    if q_fwd == 0.0:
+                        continue
                     if target is None or i2 == i:
                         P[i, i2] += q_fwd
                         continue

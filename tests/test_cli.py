@@ -64,7 +64,13 @@ def test_sample_writes_draws_report_and_plots(model_dir, tmp_path, capsys) -> No
     assert set(idata.sample_stats.data_vars) >= {"lp", "acceptance_rate", "is_novel"}
     header = (out / "summary.csv").read_text().splitlines()
     assert {"ess_bulk", "ess_tail", "r_hat"} <= set(header[0].split(","))
-    assert [row.split(",")[0] for row in header[1:]] == ["energy", "hamming"]
+    assert [row.split(",")[0] for row in header[1:]] == [
+        "energy",
+        "hamming",
+        "diversity: distinct designs",
+        "diversity: mean pairwise hamming",
+        "diversity: mean entropy per position (bits)",
+    ]
     for png in ("trace.png", "rank.png"):
         image = matplotlib.image.imread(out / png)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -275,7 +281,7 @@ def test_short_antiberty_cdr_h3_run(tmp_path, capsys) -> None:
     for r in records:  # the framework is fixed; only the 13 CDR-H3 residues may differ
         seq = r["sequence"]
         assert seq[:95] == TRASTUZUMAB_VH[:95] and seq[108:] == TRASTUZUMAB_VH[108:]
-    assert "antiberty" in err and "most frequent values of the free positions" in stdout
+    assert "antiberty" in err and "top 2 designs" in stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("rxnmapper") is None, reason="needs rxnmapper")

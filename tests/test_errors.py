@@ -22,6 +22,10 @@ from pyro_mlm import EnergyError, MaskedMH, MLMEnergy, potential_fn
 from pyro_mlm.cli import main
 
 TEXT = "a b c d e f g h"
+TRASTUZUMAB_VH = (
+    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
+    "MNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS"
+)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +155,22 @@ BAD_SAMPLE_ARGS: list[tuple[str, list[str], str]] = [
     ("different lengths", ["--sequence", "a b", "--sequence", "a b c"], "different lengths"),
     ("too long", ["--sequence", " ".join(["a"] * 40)], "has only 32 positions"),
     ("free mask string", ["--sequence", TEXT, "--free", "**"], "has 2 characters"),
+    ("unknown expert", ["--sequence", TEXT, "--expert", "charm"], "unknown expert 'charm'"),
+    ("expert key", ["--sequence", TEXT, "--expert", "max-mutations:q=1"], "takes no key 'q'"),
+    ("expert value", ["--sequence", TEXT, "--expert", "max-mutations:k=x"], "needs k=<integer>"),
+    ("bad regex", ["--sequence", TEXT, "--expert", "forbid:a(b"], "does not compile"),
+    ("allowed range", ["--sequence", TEXT, "--expert", "allowed:7-12:a"], "falls outside"),
+    ("allowed token", ["--sequence", TEXT, "--expert", "allowed:2:zz"], "'zz' is not a token"),
+    (
+        "start breaks a constraint",
+        ["--sequence", TEXT, "--free", "2-7", "--expert", "forbid:c d"],
+        "violates the constraint forbid c d (it holds 'c d' at 5-7)",
+    ),
+    (
+        "composition on text",
+        ["--sequence", TEXT, "--expert", "composition:property=charge;target=0"],
+        "needs a protein model",
+    ),
 ]
 
 
@@ -294,3 +314,35 @@ def test_damaged_checkpoint_from_the_api_is_a_value_error(finished_run, tmp_path
         load_checkpoint(str(path))
     assert isinstance(caught.value, ValueError) and str(path) in str(caught.value)
     assert os.path.exists(os.path.join(finished_run, "checkpoint.pt"))
+
+
+def test_a_numbered_region_without_anarci_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """cdrh1 needs ANARCI; cdrh3 falls back to the conserved motifs and says so."""
+    import pyro_mlm.numbering
+
+    if not _packaged_installed("antiberty"):
+        pytest.skip("antiberty is not installed")
+    monkeypatch.setattr(pyro_mlm.load, "load_model", _NoWeights())
+    monkeypatch.setattr(pyro_mlm.numbering, "anarci_available", lambda: False)
+    vh = TRASTUZUMAB_VH
+    code = main(["sample", "--sequence", vh, "--free", "cdrh1", "--out", str(tmp_path / "o")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "numbered regions need ANARCI: pip install anarci" in err, err
+    assert err.count("\n") == 1
+    from pyro_mlm.load import load_vocabulary
+    from pyro_mlm.sites import parse_free
+
+    vocab = load_vocabulary("antiberty")
+    mask = parse_free("cdrh3", vocab.encode(vh), vocab)
+    assert vocab.region_text(vocab.encode(vh)[mask]) == "SRWGGDGFYAMDY"
+    assert "cdrh3 is read from the conserved YYC and WGxG motifs" in capsys.readouterr().err
+
+
+def _packaged_installed(name: str) -> bool:
+    from pyro_mlm.packaged import PACKAGED
+
+    try:
+        PACKAGED[name].vocabulary()
+    except ValueError:
+        return False
+    return True

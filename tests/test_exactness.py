@@ -349,3 +349,72 @@ def test_the_tuned_sampler_is_exact_once_frozen(enumeration: Enumeration) -> Non
     print(f"tuned ({chosen}): TV={tv:.4f} chi2 p={p_value:.3f}")
     assert p_value > 1e-3
     assert tv < 0.02
+
+
+# ---------------------------------------------------------------- experts and constraints
+def test_mh_with_constraints_and_a_second_mlm_samples_the_exact_product(
+    enumeration: Enumeration,
+) -> None:
+    """The target is exp(-(E_1 + 0.5 E_2)) times the constraints' indicator, renormalised.
+
+    Experts: at most 2 mutations from "a a a" (removes the 8 states with none at 'a'),
+    the motif "b c" forbidden, the third word restricted to {a, b} in the target *and* the
+    proposal, and a second tiny MLM (another seed) with weight 0.5. Single-site MH with
+    the restricted proposal; the same tolerances and soundness argument as the MH cases
+    above (module docstring), with the exact restricted kernel built in tests/exact.py
+    and the support's second eigenvalue checked below 0.1.
+    """
+    from pyro_mlm import Target
+    from pyro_mlm.experts import Allowed, Forbid, MaxMutations, MLMExpert
+    from pyro_mlm.samplers import build_sampler
+
+    en = enumeration
+    mlm, context, free = en.mlm, en.context, en.free
+    second = tiny_mlm(num_words=3, init_range=0.3, seed=1)
+    a, b = 5, 6  # word ids
+    third = en.free_positions[2]
+    experts = [
+        MaxMutations(context, free, k=2),
+        Forbid(["b c"], mlm, free),
+        Allowed({third: [a, b]}),
+        MLMExpert(second, mlm, free, context, weight=0.5),
+    ]
+    states = torch.stack(en.states)
+    energy = (
+        -en.target("norm").log() + 0.5 * -Enumeration(second, context, free).target("norm").log()
+    )
+    hard = torch.zeros(len(en), dtype=torch.float64)
+    for expert in experts[:3]:
+        hard = hard + expert(states).double()
+    assert 0 < int(torch.isinf(hard).sum()) < len(en) - 5  # the constraints bite
+    target = torch.softmax(-(energy + hard), 0)
+    support = target > 0
+    allowed = torch.ones(len(en.free_positions), len(en.ids), dtype=torch.bool)
+    allowed[2] = torch.tensor([i in (a, b) for i in en.ids])
+    proposals = SWEEPS_PER_DRAW * len(en.free_positions)
+    single = sum(en.site_kernels(target, 1.0, allowed)) / len(en.free_positions)
+    per_draw = torch.linalg.matrix_power(single, proposals)[support][:, support]
+    assert total_variation(stationary(per_draw), target[support]) < 1e-6
+    assert second_eigenvalue(per_draw) < 0.1
+
+    sampler = build_sampler(
+        "mh",
+        Target(MLMEnergy(mlm), experts),
+        free.expand(CHAINS, -1),
+        proposals_per_sweep=proposals,
+    )
+    pick = torch.multinomial(support.double(), CHAINS, replacement=True)  # valid starts
+    state = sampler.init(states[pick])
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.zeros(len(en), dtype=torch.float64)
+    for draw in range(WARMUP_DRAWS + DRAWS):
+        state, _ = sampler.step(state, generator)
+        assert not bool(torch.isinf(sampler.energy(state)).any())  # no draw breaks a constraint
+        if draw >= WARMUP_DRAWS:
+            counts += torch.bincount(en.state_index(state.tokens), minlength=len(en)).double()
+    assert counts[~support].sum() == 0
+    tv = total_variation(counts / counts.sum(), target)
+    p_value = chi_square_pvalue(target[support], counts[support])
+    print(f"MH with constraints and a second MLM: TV={tv:.4f} chi2 p={p_value:.3f}")
+    assert p_value > 1e-3
+    assert tv < 0.02

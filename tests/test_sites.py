@@ -49,7 +49,7 @@ def test_ranges_masks_and_keywords_name_content_positions(chars) -> None:
         ("*.*", "has 3 characters, the sequence 6 positions"),
         ("......", "selects no position"),
         ("masked", "holds no mask token"),
-        ("cdrh3", "could not find the CDR-H3"),
+        ("cdrh3", "ANARCI found no antibody variable domain|could not find the CDR-H3"),
         ("first half", "cannot read free positions"),
     ],
 )

@@ -26,6 +26,14 @@ from pyro_mlm.sites import FREE_HELP
 
 __all__ = ["UsageError", "main", "read_sequences"]
 
+EXPERTS_HELP = (
+    "max-mutations:k=3 (at most k mutations from the start over the free positions); "
+    "'forbid:pattern=N[^P][ST]' or forbid:preset=liabilities (motifs that may not occur); "
+    "allowed:98-101:DEKR (per-position alphabets, also restricting the proposal); "
+    "'composition:property=charge;target=0;weight=1' (or hydrophobicity); "
+    "'mlm:model=sapiens-h;weight=1' (a second MLM's energy); "
+    "'classifier:model=DIR;label=1;weight=1' (a sequence classifier's -log p)"
+)
 THREADS_HELP = (
     "torch threads (default: the cores this process may use; give 1 per process when "
     "several share the cores: 2 threads each on 2 shared cores ran 3-10x slower)"
@@ -98,6 +106,24 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--length", type=int, help="start from N mask tokens, all free")
     s.add_argument("--free", help=f"positions to sample: {FREE_HELP}")
     s.add_argument("--energy", choices=["norm", "raw"], help="energy (default norm)")
+    s.add_argument(
+        "--energy-over",
+        choices=["free", "all"],
+        help="sum the MLM energy over the free positions (default; the paper's) or over "
+        "every position, the whole sequence's pseudo-log-likelihood (more rows per proposal)",
+    )
+    s.add_argument(
+        "--numbering",
+        choices=["imgt", "kabat"],
+        help="scheme of numbered regions in --free, through ANARCI (default imgt)",
+    )
+    s.add_argument(
+        "--expert",
+        action="append",
+        metavar="NAME[:key=value;...]",
+        help=f"an expert multiplied into the target (repeatable): {EXPERTS_HELP}",
+    )
+    s.add_argument("--top", type=int, default=10, help="ranked designs to print (default 10)")
     _sampler_arguments(s, with_samplers)
     s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
     s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")

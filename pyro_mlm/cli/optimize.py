@@ -55,7 +55,7 @@ def optimize(args: argparse.Namespace) -> int:
     generator = torch.Generator(device=mlm.device).manual_seed(args.seed)
     target = Target(MLMEnergy(mlm, args.energy))
     start = fill_masked(
-        target.energy.conditionals, tokens, (tokens == mlm.mask_token_id) & mask,
+        target.conditionals, tokens, (tokens == mlm.mask_token_id) & mask,
         mlm.proposable_ids, generator,
     )  # fmt: skip
     sampler = build_sampler(kernel, target, mask, **spec.options)

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from pyro_mlm.cli.inputs import UsageError, read_sequences
@@ -27,6 +26,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "proposal_temperature": 1.0,
     "scan": "random",
     "seed": 0,
+    "energy_over": "free",
+    "numbering": "imgt",
 }
 
 
@@ -64,7 +65,7 @@ def sample(args: argparse.Namespace) -> int:
     result = sample_to_directory(
         spec, mlm, directory, resume=bool(args.resume), progress=not args.no_progress
     )
-    _print_result(result, spec, directory)
+    _print_result(result, spec, directory, top=args.top)
     return 0 if result.completed else 130
 
 
@@ -102,7 +103,10 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be finite and > 0, got {values[name]}; use e.g. 1.0")
     options = sampler_options(args, values["kernel"])
-    return RunSpec(sequences=tuple(texts), free=free, options=options, **values).validate()
+    experts = tuple(args.expert or ())
+    return RunSpec(
+        sequences=tuple(texts), free=free, options=options, experts=experts, **values
+    ).validate()
 
 
 def sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
@@ -139,6 +143,8 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
         given["options"] = {**spec.options, **options}
     if args.chains is not None:
         given["chains"] = args.chains
+    if args.expert:
+        given["experts"] = list(args.expert)
     saved = {**json.loads(spec.to_json()), "chains": spec.chains}
     clash = [k for k, v in given.items() if k != "samples" and saved[k] != v]
     if clash:
@@ -210,7 +216,7 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     )
 
 
-def _print_result(result: RunResult, spec: RunSpec, directory: str) -> None:
+def _print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
     from pyro_mlm.diagnostics import MIN_DRAWS
 
     state = "finished" if result.completed else "INTERRUPTED"
@@ -230,11 +236,16 @@ def _print_result(result: RunResult, spec: RunSpec, directory: str) -> None:
             print("\nconvergence (R-hat near 1 and large ESS are good):")
             print(result.summary.to_string())
             _print_plan(result, spec, directory)
-        regions = result.idata.posterior["free_region"].values.ravel()
-        counts = Counter(str(r) for r in regions)
-        print("\nmost frequent values of the free positions:")
-        for text, count in counts.most_common(5):
-            print(f"  {text}  {count / max(len(regions), 1):.3f}")
+        if result.diversity:
+            print("\ndiversity: " + ", ".join(f"{k} {v:.3g}" for k, v in result.diversity.items()))
+        if result.designs and top > 0:
+            print(f"\ntop {min(top, len(result.designs))} designs (designs.csv has all):")
+            print(f"  {'rank':>4} {'free region':<24} {'freq':>6} {'energy':>8} {'mut':>4}")
+            for rank, d in enumerate(result.designs[:top], 1):
+                print(
+                    f"  {rank:>4} {d.free_region:<24} {d.frequency:>6.3f} {d.energy:>8.2f} "
+                    f"{d.hamming_to_start:>4}"
+                )
     written = [
         f for f in (SAMPLES_FILE, *REPORT_FILES) if os.path.exists(os.path.join(directory, f))
     ]

@@ -40,7 +40,7 @@ from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.models import MaskedLM
 from pyro_mlm.run.progress import Progress
 from pyro_mlm.run.report import RunResult, write_report
-from pyro_mlm.run.spec import RunSpec, prepare
+from pyro_mlm.run.spec import RunSpec, build_experts, prepare
 from pyro_mlm.run.store import (
     CHECKPOINT_FILE,
     CHECKPOINT_KEYS,
@@ -65,9 +65,10 @@ def build(spec: RunSpec, mlm: MaskedLM) -> tuple[SweepSampler, torch.Tensor]:
     """The sampler of ``spec`` (from the registry) and its starting tokens ``[C, L]``."""
     tokens, free = prepare(spec, mlm)
     energy = MLMEnergy(mlm, spec.energy, temperature=spec.temperature)  # type: ignore[arg-type]
+    experts = build_experts(spec, mlm, tokens.to(mlm.device), free.to(mlm.device), weights=True)
     sampler = build_sampler(
         spec.kernel,
-        Target(energy),
+        Target(energy, experts, over=spec.energy_over),
         free.to(mlm.device),
         scan=spec.scan,
         proposal_temperature=spec.proposal_temperature,
@@ -103,7 +104,7 @@ def sample_to_directory(
         # mask tokens at free positions get a first value; at fixed positions a mask
         # is context ("unknown residue") and stays
         fill = (tokens == mlm.mask_token_id) & free
-        conditionals = sampler.target.energy.conditionals
+        conditionals = sampler.target.conditionals
         start = fill_masked(conditionals, tokens, fill, mlm.proposable_ids, generator)
         state = sampler.init(start)
         if spec.warmup == 0:
@@ -149,7 +150,10 @@ def sample_to_directory(
     seconds = time.perf_counter() - began
     n = max(counts["proposals"], 1.0)
     rates = (counts["accepted"] / n, counts["novel"] / n)
-    return write_report(directory, spec, mlm, free, completed, seconds, rates, counts["seconds"])
+    return write_report(
+        directory, spec, mlm, free, completed, seconds, rates, counts["seconds"],
+        start=start, experts=sampler.target.experts,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- internals

@@ -10,15 +10,27 @@ sd, HDI, MCSE, bulk and tail ESS and R-hat of the energy and the Hamming distanc
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pyro_mlm.designs import (
+    Design,
+    entropy_bits,
+    marginals,
+    mean_pairwise_hamming,
+    plot_logo,
+    rank_designs,
+    write_designs,
+    write_marginals,
+)
 from pyro_mlm.diagnostics import inference_data_from_draws, log_density, summary
 from pyro_mlm.plots import plot_energy_trace, plot_rank
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import SAMPLES_FILE, read_draws
+from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
     import torch
@@ -39,6 +51,8 @@ class RunResult:
     summary: Any
     idata: Any
     sampling_seconds: float | None = None
+    designs: list[Design] | None = None
+    diversity: dict[str, float] | None = None
 
 
 def write_report(
@@ -50,6 +64,8 @@ def write_report(
     seconds: float,
     rates: tuple[float, float],
     sampling_seconds: float | None = None,
+    start: torch.Tensor | None = None,
+    experts: Sequence[Any] = (),
 ) -> RunResult:
     """Write posterior.nc, summary.csv, trace.png and rank.png from ``samples.jsonl``.
 
@@ -72,6 +88,13 @@ def write_report(
         plot_energy_trace(idata, os.path.join(directory, "trace.png"), warmup=spec.warmup)
         if draws >= 2:
             plot_rank(idata, os.path.join(directory, "rank.png"))
+        begin = data["tokens"][0, 0] if start is None else start[0].cpu().numpy()
+        designs, diversity = write_design_files(
+            directory, data, free.cpu().numpy(), begin, vocab, experts
+        )
+        for name, value in diversity.items():
+            table.loc[f"diversity: {name}", "mean"] = value
+        table.to_csv(os.path.join(directory, "summary.csv"))
     return RunResult(
         directory=directory,
         draws=draws,
@@ -82,7 +105,55 @@ def write_report(
         summary=table,
         idata=idata,
         sampling_seconds=sampling_seconds,
+        designs=designs if data is not None else None,
+        diversity=diversity if data is not None else None,
     )
+
+
+def write_design_files(
+    directory: str,
+    data: dict[str, Any],
+    free: np.ndarray,
+    start: np.ndarray,
+    vocab: Vocabulary,
+    experts: Sequence[Any] = (),
+) -> tuple[list[Design], dict[str, float]]:
+    """designs.csv, designs.fasta, marginals.csv and logo.png; returns the designs and the
+    diversity figures (distinct designs, mean pairwise Hamming, mean entropy per position)."""
+    import torch
+
+    soft = [e for e in experts if not getattr(e, "hard", False)]
+
+    def expert_energies(ids: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for k, expert in enumerate(soft):
+            describe = getattr(expert, "describe", None)
+            name = describe() if callable(describe) else expert_name(expert, k, len(soft))
+            device = getattr(getattr(vocab, "model", None), "device", "cpu")
+            values = [
+                expert(torch.as_tensor(ids[i : i + 256], device=device)).cpu().numpy()
+                for i in range(0, len(ids), 256)
+            ]
+            out[name] = np.concatenate(values)
+        return out
+
+    tokens = data["tokens"]
+    designs = rank_designs(tokens, data["energy"], free, start, vocab, expert_energies)
+    write_designs(
+        designs, os.path.join(directory, "designs.csv"), os.path.join(directory, "designs.fasta")
+    )
+    numbers, letters, freq = marginals(tokens, free, vocab)
+    start_text = [vocab.tokens_text([i]) for i in start[free[0]].tolist()]
+    if all(len(letter) == 1 for letter in letters):  # one character per token: a logo
+        plot_logo(os.path.join(directory, "logo.png"), numbers, letters, freq, start_text)
+    write_marginals(os.path.join(directory, "marginals.csv"), numbers, letters, freq, start_text)
+    n = tokens.shape[0] * tokens.shape[1]
+    diversity = {
+        "distinct designs": float(len(designs)),
+        "mean pairwise hamming": mean_pairwise_hamming(freq, n),
+        "mean entropy per position (bits)": float(entropy_bits(freq).mean()),
+    }
+    return designs, diversity
 
 
 def free_regions(tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary) -> np.ndarray:

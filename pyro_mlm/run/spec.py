@@ -42,6 +42,9 @@ class RunSpec:
     scan: str = "random"
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    experts: tuple[str, ...] = ()  # --expert texts, e.g. "max-mutations:k=3"
+    energy_over: str = "free"  # "free" or "all" (see pyro_mlm.target.Target)
+    numbering: str = "imgt"  # scheme of numbered regions in ``free``
 
     @property
     def chains(self) -> int:
@@ -69,7 +72,10 @@ class RunSpec:
         sequences = data["sequences"]
         if not isinstance(sequences, list) or not all(isinstance(s, str) for s in sequences):
             raise ValueError("'sequences' must be a list of strings")
-        spec = cls(**{**data, "sequences": tuple(sequences)})
+        experts = data.get("experts", [])
+        if not isinstance(experts, list) or not all(isinstance(e, str) for e in experts):
+            raise ValueError("'experts' must be a list of strings")
+        spec = cls(**{**data, "sequences": tuple(sequences), "experts": tuple(experts)})
         spec.validate()
         return spec
 
@@ -125,6 +131,17 @@ class RunSpec:
                 or not 0 < value < float("inf")
             ):
                 fail(name, "a finite number > 0")
+        from pyro_mlm.experts import parse_expert
+        from pyro_mlm.numbering import SCHEMES
+
+        if self.energy_over not in ("free", "all"):
+            fail("energy_over", "'free' or 'all'")
+        if self.numbering not in SCHEMES:
+            fail("numbering", " or ".join(repr(s) for s in SCHEMES))
+        if not isinstance(self.experts, tuple) or not all(isinstance(e, str) for e in self.experts):
+            fail("experts", "a list of expert texts such as 'max-mutations:k=3'")
+        for text in self.experts:
+            parse_expert(text)  # unknown expert or key: ValueError
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             fail("seed", f"an integer in [0, {MAX_SEED}]")
         if not 0 <= self.seed <= MAX_SEED:
@@ -160,7 +177,7 @@ def prepare(spec: RunSpec, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tenso
         )
     vocab.check_length(lengths[0])
     tokens = torch.stack(encoded)
-    free = torch.stack([parse_free(spec.free, t, vocab) for t in tokens])
+    free = torch.stack([parse_free(spec.free, t, vocab, spec.numbering) for t in tokens])
     outside = free & ~torch.isin(tokens, vocab.proposable_ids) & (tokens != vocab.mask_token_id)
     if bool(outside.any()):
         chain, pos = (int(i) for i in outside.nonzero()[0])
@@ -170,4 +187,25 @@ def prepare(spec: RunSpec, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tenso
             f"{vocab.tokens_text([int(tokens[chain, pos])])!r}, which the model never "
             "proposes; fix the sequence there or leave that position fixed"
         )
+    experts = build_experts(spec, vocab, tokens, free, weights=False)
+    if experts and not bool((tokens == vocab.mask_token_id).any()):
+        from pyro_mlm.experts import check_start
+
+        check_start(experts, tokens, vocab)
     return tokens, free
+
+
+def build_experts(
+    spec: RunSpec, vocab: Vocabulary, tokens: torch.Tensor, free: torch.Tensor, weights: bool
+) -> list[Any]:
+    """The run's experts, built against chain 0's start; ``weights=False`` builds only
+    those that need no model weights (the checks before a model loads)."""
+    from pyro_mlm.experts import EXPERTS, Context, parse_expert
+
+    context = Context(vocab, tokens[0], free[0])
+    built = []
+    for text in spec.experts:
+        name, options = parse_expert(text)
+        if weights or name not in ("mlm", "classifier"):
+            built.append(EXPERTS[name].build(context, **options))
+    return built

@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 
 SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE = "run.json", "samples.jsonl", "checkpoint.pt"
-REPORT_FILES = ("posterior.nc", "summary.csv", "trace.png", "rank.png")
+REPORT_FILES = (
+    "posterior.nc",
+    "summary.csv",
+    "trace.png",
+    "rank.png",
+    "designs.csv",
+    "designs.fasta",
+    "marginals.csv",
+    "logo.png",
+)
 # what a checkpoint holds: the sweep, the sampler state's fields, the generator's state,
 # the starting tokens and the acceptance counts
 CHECKPOINT_KEYS = ("sweep", "state", "generator", "initial_tokens", "counts")

@@ -103,12 +103,14 @@ class SweepSampler:
         self.proposal_temperature = check_temperature(proposal_temperature, "proposal_temperature")
         self.proposals = proposals_per_sweep or int(self.sites.counts.max())
         self.proposable = target.mlm.proposable_ids.to(free.device)
+        self.row_counts = self.sites.counts.clone()  # rows per evaluation of each chain
 
     # ------------------------------------------------------------ the interface
     def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> Any:
         """The state of ``tokens [C, L]``; ``beta [C]`` defaults to ``1 / T`` of the target."""
         if beta is None:
             beta = torch.full((tokens.shape[0],), 1.0 / self.target.temperature)
+        self.target.check_start(tokens)
         zero = torch.zeros((), dtype=torch.long)
         rows = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
         return self.start(tokens, beta.to(tokens.device), zero, rows)
@@ -152,11 +154,14 @@ class SweepSampler:
 
     def evaluate(self, tokens: torch.Tensor, chains: torch.Tensor) -> Any:
         """The target's evaluation of ``tokens`` (rows of chains ``chains``)."""
-        return self.target.evaluate(tokens, self.sites.mask[chains], chains=chains)
+        free = self.sites.mask[chains]
+        if self.target.over != "free":  # every content position is scored: count them
+            self.row_counts[chains] = self.target.scored(tokens, free).sum(-1)
+        return self.target.evaluate(tokens, free, chains=chains)
 
     def cost(self, evaluated: torch.Tensor) -> torch.Tensor:
         """Rows ``[C]`` paid by the chains whose proposals were evaluated."""
-        return torch.where(evaluated, self.sites.counts, 0)
+        return torch.where(evaluated, self.row_counts, 0)
 
     def __repr__(self) -> str:
         return (

@@ -36,6 +36,12 @@ class Gibbs(SweepSampler):
     def start(
         self, tokens: torch.Tensor, beta: torch.Tensor, cursor: torch.Tensor, rows: torch.Tensor
     ) -> GibbsState:
+        if any(not callable(getattr(e, "allowed", None)) for e in self.target.experts):
+            raise ValueError(
+                "masked Gibbs never evaluates the target, so it would ignore the experts and "
+                "constraints (only 'allowed', which restricts its conditionals, is honoured); "
+                "use an exact sampler such as --kernel mh"
+            )
         return GibbsState(tokens, cursor, rows)
 
     def propose(
@@ -46,7 +52,7 @@ class Gibbs(SweepSampler):
                 logits, current, self.proposable, self.proposal_temperature, generator
             )
 
-        tokens, info = gibbs_step(state.tokens, positions, draw, self.target.energy.conditionals)
+        tokens, info = gibbs_step(state.tokens, positions, draw, self.target.conditionals)
         return GibbsState(tokens, state.cursor, state.rows + 1), info
 
     def energy(self, state: GibbsState) -> torch.Tensor:

@@ -1,0 +1,211 @@
+r"""What a design campaign reads off the draws: ranked designs, marginals, diversity.
+
+All from the draws after warm-up (``samples.jsonl``), so they estimate the target:
+
+- **designs**: the distinct sequences with their count and frequency (the posterior
+  estimate of each), the first draw that saw them, mean energy, each expert's energy and
+  the Hamming distance to the start over the free positions; sorted by frequency, energy
+  breaking ties;
+- **marginals**: per free position, the frequency :math:`f_{t,a}` of each token :math:`a`
+  and the entropy :math:`H_t = -\sum_a f_{t,a} \log_2 f_{t,a}` (bits);
+- **diversity**: distinct designs, and the mean pairwise Hamming distance over all pairs of
+  draws, computed exactly from the marginals:
+  :math:`\bar d = \frac{N}{N-1} \sum_t \big(1 - \sum_a f_{t,a}^2\big)`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pyro_mlm.vocabulary import Vocabulary
+
+
+@dataclass
+class Design:
+    """One distinct sequence among the draws."""
+
+    sequence: str
+    free_region: str
+    count: int
+    frequency: float
+    first_chain: int
+    first_draw: int
+    energy: float
+    hamming_to_start: int
+    experts: dict[str, float] = field(default_factory=dict)
+
+
+def rank_designs(
+    tokens: np.ndarray,
+    energy: np.ndarray,
+    free: np.ndarray,
+    start: np.ndarray,
+    vocab: Vocabulary,
+    expert_energies: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+) -> list[Design]:
+    """Distinct sequences of ``tokens [C, S, L]``, most frequent first.
+
+    ``energy [C, S]``; ``free [C, L]``; ``start [L]`` the start the Hamming distance is
+    counted from; ``expert_energies(ids [D, L]) -> {name: [D]}`` for the distinct ones.
+    """
+    chains, draws, _ = tokens.shape
+    found: dict[bytes, list[int | float]] = {}  # key -> [count, chain, draw, energy sum]
+    rows: dict[bytes, np.ndarray] = {}
+    for s in range(draws):  # draw-major: "first seen" is the earliest draw over chains
+        for c in range(chains):
+            row = tokens[c, s]
+            key = row.tobytes()
+            if key not in found:
+                found[key] = [0, c, s, 0.0]
+                rows[key] = row
+            entry = found[key]
+            entry[0] = int(entry[0]) + 1
+            entry[3] = float(entry[3]) + float(energy[c, s])
+    keys = list(found)
+    ids = np.stack([rows[k] for k in keys]) if keys else np.zeros((0, tokens.shape[-1]), int)
+    extra = expert_energies(ids) if expert_energies is not None and keys else {}
+    total = chains * draws
+    mask = free[0]
+    designs = []
+    for i, key in enumerate(keys):
+        entry = found[key]
+        count, c, s, energy_sum = int(entry[0]), int(entry[1]), int(entry[2]), float(entry[3])
+        row = rows[key]
+        designs.append(
+            Design(
+                sequence=vocab.decode(row.tolist()),
+                free_region=vocab.region_text(row[free[int(c)]].tolist()),
+                count=int(count),
+                frequency=int(count) / total,
+                first_chain=int(c),
+                first_draw=int(s),
+                energy=float(energy_sum) / int(count),
+                hamming_to_start=int(((row != start) & mask).sum()),
+                experts={name: float(values[i]) for name, values in extra.items()},
+            )
+        )
+    designs.sort(key=lambda d: (-d.count, d.energy))
+    return designs
+
+
+def write_designs(designs: Sequence[Design], csv_path: str, fasta_path: str) -> None:
+    """``designs.csv`` (one row per design, one column per expert) and ``designs.fasta``."""
+    names = sorted({k for d in designs for k in d.experts})
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(
+            ["rank", "sequence", "free_region", "count", "frequency", "first_chain",
+             "first_draw", "energy", "hamming_to_start", *names]
+        )  # fmt: skip
+        for rank, d in enumerate(designs, 1):
+            out.writerow(
+                [rank, d.sequence, d.free_region, d.count, f"{d.frequency:.6g}", d.first_chain,
+                 d.first_draw, f"{d.energy:.6g}", d.hamming_to_start,
+                 *(f"{d.experts[n]:.6g}" for n in names)]
+            )  # fmt: skip
+    with open(fasta_path, "w", encoding="utf-8") as handle:
+        for rank, d in enumerate(designs, 1):
+            handle.write(
+                f">design_{rank} count={d.count} frequency={d.frequency:.6g} "
+                f"energy={d.energy:.6g} hamming_to_start={d.hamming_to_start}\n{d.sequence}\n"
+            )
+
+
+def marginals(
+    tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary
+) -> tuple[list[int], list[str], np.ndarray]:
+    """Frequencies ``[T, K]`` of each proposable token at each free position of chain 0's
+    mask, with the positions' residue numbers and the tokens' text."""
+    import torch
+
+    flat = tokens.reshape(-1, tokens.shape[-1])
+    positions = np.flatnonzero(free[0])
+    ids = vocab.proposable_ids.tolist()
+    column = {t: k for k, t in enumerate(ids)}
+    freq = np.zeros((len(positions), len(ids)))
+    for j, t in enumerate(positions):
+        values, counts = np.unique(flat[:, t], return_counts=True)
+        for v, n in zip(values.tolist(), counts.tolist(), strict=True):
+            if v in column:
+                freq[j, column[v]] = n
+    freq /= max(flat.shape[0], 1)
+    numbers = vocab.residue_numbers(torch.as_tensor(flat[0]))[positions].tolist()
+    return numbers, [vocab.tokens_text([i]) for i in ids], freq
+
+
+def entropy_bits(freq: np.ndarray) -> np.ndarray:
+    """``[T]`` Shannon entropy (bits) of each row of frequencies."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(freq > 0, -freq * np.log2(np.where(freq > 0, freq, 1)), 0.0)
+    return terms.sum(-1)
+
+
+def mean_pairwise_hamming(freq: np.ndarray, draws: int) -> float:
+    """Mean Hamming distance over all pairs of ``draws`` draws, from the marginals."""
+    if draws < 2:
+        return 0.0
+    return float((1 - (freq**2).sum(-1)).sum() * draws / (draws - 1))
+
+
+def write_marginals(
+    path: str,
+    numbers: Sequence[int],
+    letters: Sequence[str],
+    freq: np.ndarray,
+    start: Sequence[str],
+) -> None:
+    """``marginals.csv``: position, start token, entropy (bits), one column per token."""
+    entropy = entropy_bits(freq)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["position", "start", "entropy_bits", *letters])
+        for j, number in enumerate(numbers):
+            out.writerow(
+                [number, start[j] if j < len(start) else "", f"{entropy[j]:.4f}",
+                 *(f"{f:.6g}" for f in freq[j])]
+            )  # fmt: skip
+
+
+def plot_logo(
+    path: str,
+    numbers: Sequence[int],
+    letters: Sequence[str],
+    freq: np.ndarray,
+    start: Sequence[str],
+) -> None:
+    """``logo.png``: a sequence logo (information in bits) of the free positions, the
+    start's residue at each position outlined and written under the axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import logomaker
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame(freq, columns=list(letters))
+    frame = frame.loc[:, frame.sum(0) > 0] if frame.to_numpy().sum() else frame
+    info = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
+    width = max(4.0, 0.45 * len(numbers) + 1.5)
+    fig, ax = plt.subplots(figsize=(width, 2.8), constrained_layout=True)
+    with warnings.catch_warnings():  # tokens outside the amino-acid colours are drawn black
+        warnings.simplefilter("ignore")
+        logo = logomaker.Logo(info, ax=ax, color_scheme="chemistry", vpad=0.05)
+        marked = "".join(c if c in frame.columns else " " for c in start[: len(numbers)])
+        logo.style_glyphs_in_sequence(
+            sequence=marked.ljust(len(numbers)), edgecolor="black", edgewidth=1.2
+        )
+    ax.set_xticks(range(len(numbers)))
+    ax.set_xticklabels([f"{s}\n{n}" for s, n in zip(start, numbers, strict=False)], fontsize=8)
+    ax.set_ylabel("bits")
+    ax.set_title("free positions after warm-up (start residue outlined, and below)")
+    ax.set_ylim(0, max(math.log2(max(len(frame.columns), 2)), 0.1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
