@@ -97,3 +97,18 @@ def test_marginals_logo_and_diversity(design_run) -> None:
     assert f"diversity: distinct designs,{len({tuple(w) for w in words})}" in summary
     image = matplotlib.image.imread(f"{directory}/logo.png")
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_experts_travel_in_run_json_and_resume(model_dir, tmp_path, capsys) -> None:
+    out = str(tmp_path / "run")
+    base = ["sample", "--no-progress", "--sequence", TEXT, "--free", "2-6", "--chains", "2",
+            "--warmup", "1", "--model", model_dir, "--out", out,
+            "--expert", "max-mutations:1"]  # fmt: skip
+    assert main([*base, "--samples", "3"]) == 0
+    with open(f"{out}/run.json", encoding="utf-8") as handle:
+        assert json.load(handle)["experts"] == ["max-mutations:1"]
+    assert main(["sample", "--no-progress", "--resume", out, "--samples", "5"]) == 0
+    draws = _draws(out)
+    assert len(draws) == 10 and all(d["hamming"] <= 1 for d in draws)
+    code = main(["sample", "--resume", out, "--expert", "max-mutations:2"])
+    assert code == 2 and "holds a different run" in capsys.readouterr().err
