@@ -124,6 +124,29 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
         help=f"an expert multiplied into the target (repeatable): {EXPERTS_HELP}",
     )
     s.add_argument("--top", type=int, default=10, help="ranked designs to print (default 10)")
+    r = s.add_argument_group("scale-out (a run's chains split into shards)")
+    r.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: in this process (default); ray: one Ray actor per shard (pip install "
+        "'pyro-mlm[ray]')",
+    )
+    r.add_argument(
+        "--workers",
+        type=int,
+        help="shards (default 1; with --backend local they run in turn, giving the same draws "
+        "as on Ray)",
+    )
+    r.add_argument(
+        "--campaign",
+        action="store_true",
+        help="each starting sequence is its own run of --chains chains (DIR/runs/K), spread "
+        "over the workers; campaign.csv summarises them",
+    )
+    r.add_argument("--address", help="Ray cluster to join (default: start a local instance)")
+    r.add_argument("--gpus-per-worker", type=float, help="GPUs per Ray actor (default 0)")
+    r.add_argument("--threads-per-worker", type=int, help="torch threads per actor (default 1)")
     _sampler_arguments(s, with_samplers)
     s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
     s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")
@@ -171,6 +194,19 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     c.add_argument("--threads", type=int, help=THREADS_HELP)
+    c.add_argument(
+        "--out",
+        help="write rows to this CSV as they are scored; a re-run skips the rows already there",
+    )
+    c.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: Ray Data over a pool of model actors (needs --out)",
+    )
+    c.add_argument("--workers", type=int, help="model actors (Ray; default 1)")
+    c.add_argument("--threads-per-worker", type=int, help="torch threads per actor (default 1)")
+    c.add_argument("--address", help="Ray cluster to join (default: a local instance)")
     return parser
 
 

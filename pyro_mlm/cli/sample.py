@@ -45,7 +45,12 @@ def sample(args: argparse.Namespace) -> int:
         _check_new_directory(directory)
         vocab = load_vocabulary(args.model or RUN_DEFAULTS["model"])
         spec = _new_spec(args, vocab)
+    if spec.chains_per_start:  # a campaign: every job checked before the weights load
+        return _sample_campaign(args, spec, directory, vocab)
     prepare(spec, vocab)  # sequences, lengths and free positions, before the weights load
+    sharded = _is_sharded(directory) if args.resume else spec.shards > 1 or args.backend == "ray"
+    if sharded:
+        return _sample_sharded(args, spec, directory)
     if args.resume:
         _check_resumable(directory, spec)
         if args.samples is not None and args.samples != spec.samples:
@@ -69,6 +74,88 @@ def sample(args: argparse.Namespace) -> int:
     return 0 if result.completed else 130
 
 
+def _sample_campaign(args: argparse.Namespace, spec: RunSpec, directory: str, vocab: Any) -> int:
+    """Every start its own run, in turn here or over a pool of Ray actors."""
+    from pyro_mlm.run.campaign import job_specs, local_submit, ray_submit, run_campaign
+    from pyro_mlm.run.spec import prepare
+
+    jobs = job_specs(spec)
+    for job in jobs:
+        prepare(job, vocab)
+    if args.resume and args.samples is not None and args.samples != spec.samples:
+        from pyro_mlm.run.store import write_atomic
+
+        spec = spec.replace(samples=args.samples)
+        write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
+    close = None
+    if args.backend == "ray":
+        submit, close = ray_submit(
+            spec.model, args.workers or 1, args.address, args.threads_per_worker or 1,
+            args.gpus_per_worker or 0.0,
+        )  # fmt: skip
+    else:
+        submit = local_submit(spec.model, args.threads)
+    print(
+        f"campaign: {len(jobs)} starts x {spec.chains_per_start} chains, {spec.kernel}/"
+        f"{spec.energy}, on {args.backend} -> {directory}",
+        file=sys.stderr,
+    )
+    try:
+        table = run_campaign(spec, directory, submit, resume=bool(args.resume))
+    finally:
+        if close is not None:
+            close()
+    columns = ["job", "draws", "mean_energy", "r_hat_energy", "distinct_designs", "top_design"]
+    print("\ncampaign (campaign.csv has every column):")
+    for row in table:
+        print("  " + "  ".join(f"{c}={row.get(c, '')}" for c in columns))
+    return 0
+
+
+def _is_campaign(directory: str) -> bool:
+    from pyro_mlm.run.campaign import RUNS_DIR
+
+    return os.path.isdir(os.path.join(directory, RUNS_DIR))
+
+
+def _is_sharded(directory: str) -> bool:
+    from pyro_mlm.run.shards import SHARDS_DIR
+
+    return os.path.isdir(os.path.join(directory, SHARDS_DIR))
+
+
+def _sample_sharded(args: argparse.Namespace, spec: RunSpec, directory: str) -> int:
+    """A run split into shards: in turn here (``--backend local``) or on Ray actors."""
+    from pyro_mlm.run.shards import local_backend, run_sharded
+
+    if args.resume and args.samples is not None and args.samples != spec.samples:
+        from pyro_mlm.run.store import write_atomic
+
+        spec = spec.replace(samples=args.samples)
+        write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
+    if args.backend == "ray":
+        from pyro_mlm.run.ray_backend import ray_backend
+
+        factory, call, close = ray_backend(
+            args.address, args.threads_per_worker or 1, args.gpus_per_worker or 0.0
+        )
+    else:
+        (factory, call), close = local_backend(args.threads_per_worker or 1), (lambda: None)
+    print(
+        f"{spec.model}: {spec.kernel}/{spec.energy}, {spec.chains} chains in {spec.shards} "
+        f"shards on {args.backend}, {spec.warmup} warm-up + {spec.samples} sweeps -> {directory}",
+        file=sys.stderr,
+    )
+    try:
+        result = run_sharded(
+            spec, directory, factory, call, resume=bool(args.resume), progress=not args.no_progress
+        )
+    finally:
+        close()
+    _print_result(result, spec, directory, top=args.top)
+    return 0 if result.completed else 130
+
+
 def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
     texts: list[str] = list(args.sequence or [])
     if args.sequences_file:
@@ -82,10 +169,16 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
         texts = [(mask if vocab.split is not None else mask + " ") * args.length]
     if not texts:
         raise UsageError("give a starting sequence (--sequence, --sequences-file) or --length N")
-    chains = args.chains if args.chains is not None else (len(texts) if len(texts) > 1 else 4)
+    several = len(texts) > 1 and not args.campaign
+    chains = args.chains if args.chains is not None else (len(texts) if several else 4)
     if chains < 1:
         raise UsageError(f"--chains must be >= 1, got {chains}")
-    if len(texts) == 1:
+    if args.campaign:
+        if args.workers is not None and args.backend == "local" and args.workers > 1:
+            raise UsageError(
+                "a local campaign runs its jobs in turn; --workers needs --backend ray"
+            )
+    elif len(texts) == 1:
         texts = texts * chains
     elif len(texts) != chains:
         raise UsageError(f"{len(texts)} starting sequences for {chains} chains; give 1 or {chains}")
@@ -104,9 +197,20 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
             raise UsageError(f"{flag} must be finite and > 0, got {values[name]}; use e.g. 1.0")
     options = sampler_options(args, values["kernel"])
     experts = tuple(args.expert or ())
+    workers = args.workers if args.workers is not None else 1
+    if workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    if args.campaign:
+        return RunSpec(
+            sequences=tuple(texts), free=free, options=options, experts=experts,
+            chains_per_start=chains, **values,
+        ).validate()  # fmt: skip
+    if workers > chains:
+        raise UsageError(f"--workers {workers} for {chains} chains; give at most one per chain")
     return RunSpec(
-        sequences=tuple(texts), free=free, options=options, experts=experts, **values
-    ).validate()
+        sequences=tuple(texts), free=free, options=options, experts=experts, shards=workers,
+        **values,
+    ).validate()  # fmt: skip
 
 
 def sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
@@ -127,7 +231,9 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     path = os.path.join(directory, SPEC_FILE)
     if not os.path.isfile(path):
         raise UsageError(f"--resume {directory}: no {SPEC_FILE} there, so no run to continue")
-    if not os.path.isfile(os.path.join(directory, CHECKPOINT_FILE)):
+    if not os.path.isfile(os.path.join(directory, CHECKPOINT_FILE)) and not (
+        _is_sharded(directory) or _is_campaign(directory)
+    ):
         raise UsageError(f"--resume {directory}: no {CHECKPOINT_FILE} there, it cannot continue")
     spec = RunSpec.read(path)
     if args.sequence or args.sequences_file or args.length is not None or args.out_given:
@@ -143,9 +249,11 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
         given["options"] = {**spec.options, **options}
     if args.chains is not None:
         given["chains"] = args.chains
+    if args.workers is not None and not spec.chains_per_start:
+        given["shards"] = args.workers
     if args.expert:
         given["experts"] = list(args.expert)
-    saved = {**json.loads(spec.to_json()), "chains": spec.chains}
+    saved = {**json.loads(spec.to_json()), "chains": spec.chains_per_start or spec.chains}
     clash = [k for k, v in given.items() if k != "samples" and saved[k] != v]
     if clash:
         raise UsageError(

@@ -19,8 +19,25 @@ def score(args: argparse.Namespace) -> int:
     if not texts:
         raise UsageError("give sequences to score as arguments or with --file")
     encode_all(load_vocabulary(args.model), texts)  # every sequence checked before the weights
-    mlm = load_model(args.model, device=device)
     kinds = ["norm", "raw"] if args.energy == "both" else [args.energy]
+    if args.backend == "ray" or args.out:
+        if not args.out:
+            raise UsageError("--backend ray writes its rows to a file: give --out scores.csv")
+        from pyro_mlm import score_ray
+
+        if args.backend == "ray":
+            written = score_ray.score_to_csv_ray(
+                args.model, texts, kinds, args.out, workers=args.workers or 1,
+                threads=args.threads_per_worker or 1, address=args.address,
+            )  # fmt: skip
+        else:
+            mlm = load_model(args.model, device=device)
+            written = score_ray.score_to_csv_local(
+                mlm, texts, kinds, args.out, progress=not args.no_progress
+            )
+        print(f"{args.out}: {written} rows written now, {len(texts) - written} already there")
+        return 0
+    mlm = load_model(args.model, device=device)
     rows = score_sequences(mlm, texts, kinds, progress=not args.no_progress)
     if args.format == "json":
         print(json.dumps(rows, indent=2))

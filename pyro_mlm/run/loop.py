@@ -85,12 +85,14 @@ def sample_to_directory(
     resume: bool = False,
     progress: bool = True,
     on_sweep: Callable[[int], None] | None = None,
+    report: bool = True,
 ) -> RunResult:
     """Run ``spec`` into ``directory`` (a new one, or with ``resume`` the run it holds).
 
     ``on_sweep(k)`` is called after sweep ``k``'s draws are written and before its
     checkpoint is saved (the worst moment to be stopped; tests use it to interrupt).
-    The directory is created only once the run is ready to start.
+    The directory is created only once the run is ready to start. ``report=False``
+    skips the report files (a shard of a sharded run: the driver writes one report).
     """
     paths = {name: os.path.join(directory, name) for name in (SPEC_FILE, SAMPLES_FILE)}
     checkpoint_path = os.path.join(directory, CHECKPOINT_FILE)
@@ -123,6 +125,7 @@ def sample_to_directory(
     began = time.perf_counter()
     completed = False
     guard = _StopGuard()
+    reached = done
     try:
         with guard.installed(), open(paths[SAMPLES_FILE], "a", encoding="utf-8") as out:
             bar = Progress(total, done, enabled=progress, desc=mlm.name, unit="sweep")
@@ -141,6 +144,7 @@ def sample_to_directory(
                     if on_sweep is not None:
                         on_sweep(sweep)
                     _save(checkpoint_path, sweep, state, generator, start, counts)
+                    reached = sweep
                 phase = "warmup" if sweep <= spec.warmup else "sample"
                 bar.update(1, _rates(counts, info, sampler.proposals), phase)
             bar.close()
@@ -150,6 +154,11 @@ def sample_to_directory(
     seconds = time.perf_counter() - began
     n = max(counts["proposals"], 1.0)
     rates = (counts["accepted"] / n, counts["novel"] / n)
+    if not report:
+        draws = max(reached - spec.warmup, 0)
+        return RunResult(
+            directory, draws, completed, seconds, *rates, None, None, counts["seconds"]
+        )
     return write_report(
         directory, spec, mlm, free, completed, seconds, rates, counts["seconds"],
         start=start, experts=sampler.target.experts,

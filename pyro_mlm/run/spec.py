@@ -45,6 +45,8 @@ class RunSpec:
     experts: tuple[str, ...] = ()  # --expert texts, e.g. "max-mutations:k=3"
     energy_over: str = "free"  # "free" or "all" (see pyro_mlm.target.Target)
     numbering: str = "imgt"  # scheme of numbered regions in ``free``
+    shards: int = 1  # > 1: chains split into shards (pyro_mlm.run.shards), own seeds each
+    chains_per_start: int = 0  # > 0: a campaign, one run per start (pyro_mlm.run.campaign)
 
     @property
     def chains(self) -> int:
@@ -119,7 +121,7 @@ class RunSpec:
                     f"{sorted(known) or 'none'}"
                 )
             known[key].parse(value)  # raises ValueError on a bad value
-        for name, low in (("warmup", 0), ("samples", 1)):
+        for name, low in (("warmup", 0), ("samples", 1), ("shards", 1), ("chains_per_start", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 fail(name, f"an integer >= {low}")

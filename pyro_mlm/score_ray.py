@@ -1,0 +1,166 @@
+"""Scoring at scale: ``pyro-mlm score --backend ray --out scores.csv``.
+
+The sequences become a Ray Dataset; a pool of model actors (``map_batches`` with a
+callable class, one model copy and ``threads`` torch threads each) scores them with
+:func:`pyro_mlm.score.score_sequences`, the same code as local scoring, so the rows are
+equal. Rows reach the output CSV in input order as batches finish, each line flushed; a
+re-run with the same ``--out`` reads the indices already written (a torn last line from a
+kill is dropped) and scores only the rest, so no row is written twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+COLUMNS_HEAD = ("index", "sequence", "positions")
+
+
+class ScoreBatch:
+    """A model actor for ``map_batches``: one batch of sequences -> their energies."""
+
+    def __init__(self, model: str, kinds: Sequence[str], threads: int = 1) -> None:
+        import torch
+
+        from pyro_mlm.load import load_model
+
+        torch.set_num_threads(threads)
+        self.mlm = load_model(model)
+        self.kinds = list(kinds)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One chunk (a row holding its indices and sequences) -> one row per sequence."""
+        from pyro_mlm.score import score_sequences
+
+        indices = [int(i) for i in batch["indices"][0]]
+        texts = [str(t) for t in batch["sequences"][0]]
+        rows = score_sequences(self.mlm, texts, self.kinds, progress=False)
+        out: dict[str, Any] = {"index": indices}
+        for key in rows[0]:
+            out[key] = [r[key] for r in rows]
+        return out
+
+
+def chunks(todo: Sequence[int], size: int) -> list[list[int]]:
+    """The indices still to score, in order, in chunks of ``size``: local and Ray scoring
+    send the same chunks to the model, so their floats agree bit for bit."""
+    return [list(todo[k : k + size]) for k in range(0, len(todo), size)]
+
+
+def written_indices(path: str) -> set[int]:
+    """Indices already in an output CSV; a torn last line (a kill mid-write) is cut off."""
+    if not os.path.exists(path):
+        return set()
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    rows = list(csv.DictReader(text.splitlines()))
+    return {int(r["index"]) for r in rows}
+
+
+def append_rows(path: str, rows: list[dict[str, Any]]) -> None:
+    """Append rows to the output CSV (header first if new), flushed."""
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        out = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new:
+            out.writeheader()
+        out.writerows(rows)
+        handle.flush()
+
+
+def score_to_csv_ray(
+    model: str,
+    texts: Sequence[str],
+    kinds: Sequence[str],
+    path: str,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    batch_size: int = 64,
+    address: str | None = None,
+) -> int:
+    """Score ``texts`` into ``path`` on Ray, skipping indices already there; returns the
+    number of rows written now."""
+    from pyro_mlm.run.ray_backend import import_ray
+
+    ray = import_ray()
+    done = written_indices(path)
+    todo = [
+        {"indices": chunk, "sequences": [texts[i] for i in chunk]}
+        for chunk in chunks([i for i in range(len(texts)) if i not in done], batch_size)
+    ]
+    if not todo:
+        return 0
+    started = False
+    if not ray.is_initialized():
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            options["address"] = address
+        ray.init(**options)
+        started = True
+    try:
+        with warnings.catch_warnings():  # Ray Data's own deprecation notices, not ours
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _score(ray, todo, model, kinds, path, workers, threads)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _score(
+    ray: Any,
+    todo: list[dict[str, Any]],
+    model: str,
+    kinds: Sequence[str],
+    path: str,
+    workers: int,
+    threads: int,
+) -> int:
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    path_model = os.path.abspath(model) if os.path.exists(model) else model
+    dataset = ray.data.from_items(todo).map_batches(
+        ScoreBatch,
+        fn_constructor_args=(path_model, list(kinds), threads),
+        batch_size=1,  # one chunk per call
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=threads,
+    )
+    written = 0
+    for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+        rows = batch.to_dict(orient="records")
+        append_rows(path, rows)
+        written += len(rows)
+    return written
+
+
+def score_to_csv_local(
+    mlm: Any,
+    texts: Sequence[str],
+    kinds: Sequence[str],
+    path: str,
+    *,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> int:
+    """The same output file written in this process (the reference for Ray), resumable."""
+    from pyro_mlm.score import score_sequences
+
+    done = written_indices(path)
+    written = 0
+    for chunk in chunks([i for i in range(len(texts)) if i not in done], batch_size):
+        rows = score_sequences(mlm, [texts[i] for i in chunk], kinds, progress=False)
+        append_rows(path, [{"index": i, **r} for i, r in zip(chunk, rows, strict=True)])
+        written += len(rows)
+        if progress:
+            print(f"scored {len(done) + written}/{len(texts)}", file=sys.stderr, flush=True)
+    return written
