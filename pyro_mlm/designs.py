@@ -191,7 +191,7 @@ def plot_logo(
     import pandas as pd
 
     frame = pd.DataFrame(freq, columns=list(letters))
-    frame = frame.loc[:, frame.sum(0) > 0] if frame.to_numpy().sum() else frame
+    frame = frame.loc[:, frame.sum(axis=0) > 0] if frame.to_numpy().sum() else frame
     info = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
     width = max(4.0, 0.45 * len(numbers) + 1.5)
     fig, ax = plt.subplots(figsize=(width, 2.8), constrained_layout=True)

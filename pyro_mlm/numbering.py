@@ -83,6 +83,8 @@ def region_indices(region: str, sequence: str, scheme: str = "imgt") -> list[int
     """0-based residue indices of a numbered region (``cdrh3``, ``cdrl1``, ``cdrs``, ...)."""
     if region not in REGIONS:
         raise ValueError(f"unknown region {region!r}; numbered regions: {', '.join(REGIONS)}")
+    if not anarci_available():  # before the cache: it may hold a numbering from earlier
+        raise ValueError(f"numbered regions need ANARCI: {INSTALL}")
     chain, residues = number(sequence, scheme)
     if region == "cdrs":
         wanted = [0, 1, 2]
