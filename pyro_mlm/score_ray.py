@@ -89,9 +89,9 @@ def score_to_csv_ray(
 ) -> int:
     """Score ``texts`` into ``path`` on Ray, skipping indices already there; returns the
     number of rows written now."""
-    from pyro_mlm.run.ray_backend import import_ray
+    from pyro_mlm.run.ray_backend import import_ray, ray_session
 
-    ray = import_ray()
+    import_ray()  # before anything: a clear message when Ray is missing
     done = written_indices(path)
     todo = [
         {"indices": chunk, "sequences": [texts[i] for i in chunk]}
@@ -99,13 +99,7 @@ def score_to_csv_ray(
     ]
     if not todo:
         return 0
-    started = False
-    if not ray.is_initialized():
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            options["address"] = address
-        ray.init(**options)
-        started = True
+    ray, started = ray_session(address)
     try:
         with warnings.catch_warnings():  # Ray Data's own deprecation notices, not ours
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -127,7 +121,9 @@ def _score(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
-    path_model = os.path.abspath(model) if os.path.exists(model) else model
+    from pyro_mlm.run.ray_backend import model_path
+
+    path_model = model_path(model)
     dataset = ray.data.from_items(todo).map_batches(
         ScoreBatch,
         fn_constructor_args=(path_model, list(kinds), threads),

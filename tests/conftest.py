@@ -87,3 +87,14 @@ def mlm() -> MaskedLM:
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny BERT MLM (peaky weights, init scale 0.3) saved as a model directory."""
     return save_tiny(tmp_path_factory.mktemp("tiny-bert"), init_range=0.3)
+
+
+def packaged_installed(name: str) -> bool:
+    """Whether a packaged model's files are installed (its vocabulary reads)."""
+    from pyro_mlm.packaged import PACKAGED
+
+    try:
+        PACKAGED[name].vocabulary()
+    except ValueError:
+        return False
+    return True

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_mlm
+from conftest import packaged_installed, tiny_mlm
 
 import pyro_mlm.load
 from pyro_mlm import EnergyError, MaskedMH, MLMEnergy, potential_fn
@@ -320,7 +320,7 @@ def test_a_numbered_region_without_anarci_is_one_line(tmp_path, capsys, monkeypa
     """cdrh1 needs ANARCI; cdrh3 falls back to the conserved motifs and says so."""
     import pyro_mlm.numbering
 
-    if not _packaged_installed("antiberty"):
+    if not packaged_installed("antiberty"):
         pytest.skip("antiberty is not installed")
     monkeypatch.setattr(pyro_mlm.load, "load_model", _NoWeights())
     monkeypatch.setattr(pyro_mlm.numbering, "anarci_available", lambda: False)
@@ -336,13 +336,3 @@ def test_a_numbered_region_without_anarci_is_one_line(tmp_path, capsys, monkeypa
     mask = parse_free("cdrh3", vocab.encode(vh), vocab)
     assert vocab.region_text(vocab.encode(vh)[mask]) == "SRWGGDGFYAMDY"
     assert "cdrh3 is read from the conserved YYC and WGxG motifs" in capsys.readouterr().err
-
-
-def _packaged_installed(name: str) -> bool:
-    from pyro_mlm.packaged import PACKAGED
-
-    try:
-        PACKAGED[name].vocabulary()
-    except ValueError:
-        return False
-    return True

@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import tiny_mlm
+from conftest import packaged_installed, tiny_mlm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,19 +28,10 @@ from pyro_mlm.experts import (
     parse_expert,
 )
 from pyro_mlm.load import load_vocabulary
-from pyro_mlm.packaged import PACKAGED
 from pyro_mlm.samplers import SAMPLERS, build_sampler
 
 TEXT = "a b c d e f g h"
 INF = math.inf
-
-
-def _installed(name: str) -> bool:
-    try:
-        PACKAGED[name].vocabulary()
-    except ValueError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +85,7 @@ def test_forbid_counts_matches_that_touch_a_free_position(words) -> None:
 
 
 def test_liabilities_preset_on_residues() -> None:
-    if not _installed("antiberty"):
+    if not packaged_installed("antiberty"):
         pytest.skip("antiberty is not installed")
     vocab = load_vocabulary("antiberty")
     seqs = ["AANGSA", "AANPSA", "AADGAA", "ACAAAA", "ACACAA", "AAAAAA", "ANASAA"]
@@ -126,7 +117,7 @@ def test_allowed_restricts_target_and_proposal(words) -> None:
 
 
 def test_composition_charge_and_hydrophobicity() -> None:
-    if not _installed("antiberty"):
+    if not packaged_installed("antiberty"):
         pytest.skip("antiberty is not installed")
     vocab = load_vocabulary("antiberty")
     ids = torch.stack([vocab.encode(s) for s in ["KKKK", "DDDD", "GGGG", "IIII"]])

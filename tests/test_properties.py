@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+from conftest import packaged_installed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,14 +26,6 @@ SETTINGS = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-def _installed(name: str) -> bool:
-    try:
-        PACKAGED[name].vocabulary()
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- --free
@@ -64,7 +57,7 @@ def test_free_is_a_correct_mask_or_a_value_error(mlm, spec) -> None:
 # ---------------------------------------------------------------- encoding, every packaged model
 @pytest.mark.parametrize("name", sorted(PACKAGED))
 def test_encoding_round_trips_or_refuses(name) -> None:
-    if not _installed(name):
+    if not packaged_installed(name):
         pytest.skip(f"{name} is not installed")
     vocab = load_vocabulary(name)
     letters = vocab.tokens_text(vocab.proposable_ids[:30]) if name == "rxnmapper" else ""

@@ -132,19 +132,12 @@ def ray_submit(
 ) -> tuple[Callable[..., list[dict[str, Any]]], Callable[[], None]]:
     """Jobs spread over ``workers`` Ray actors (``ray.util.ActorPool``); a killed actor is
     restarted and its job retried, resuming from the job's checkpoint."""
-    from pyro_mlm.run.ray_backend import import_ray
+    from pyro_mlm.run.ray_backend import model_path, ray_session
 
-    ray = import_ray()
+    ray, started = ray_session(address)
     from ray.util import ActorPool
 
-    started = False
-    if not ray.is_initialized():
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            options["address"] = address
-        ray.init(**options)
-        started = True
-    path = os.path.abspath(model) if os.path.exists(model) else model
+    path = model_path(model)
     actor = ray.remote(Job).options(
         num_cpus=threads, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
     )

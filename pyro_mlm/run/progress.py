@@ -52,6 +52,7 @@ class Progress:
         self.began = self.last_line = time.perf_counter()
         self.stats: Mapping[str, Any] = {}
         self.phase = ""
+        self.printed = -1  # ``done`` at the last plain line
         self._bar: Any = None
         if self.enabled and _is_tty(self.stream):
             from tqdm.auto import tqdm
@@ -81,11 +82,11 @@ class Progress:
         """Close the bar, or write the last plain line."""
         if self._bar is not None:
             self._bar.close()
-        elif self.enabled and self.done > self.start_done:
-            self._line(time.perf_counter())
+        elif self.enabled and self.done > self.start_done and self.printed != self.done:
+            self._line(time.perf_counter())  # not twice when the last update just printed
 
     def _line(self, now: float) -> None:
-        self.last_line = now
+        self.last_line, self.printed = now, self.done
         elapsed = now - self.began
         ran = self.done - self.start_done
         left = (self.total - self.done) * elapsed / ran if ran else float("nan")

@@ -29,6 +29,24 @@ def import_ray() -> Any:
     return ray
 
 
+def ray_session(address: str | None) -> tuple[Any, bool]:
+    """``ray``, initialised (joining ``address``, or a local instance), and whether this
+    call started it (then the caller shuts it down)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        options["address"] = address
+    ray.init(**options)
+    return ray, True
+
+
+def model_path(model: str) -> str:
+    """A model directory as an absolute path (workers run elsewhere); names unchanged."""
+    return os.path.abspath(model) if os.path.exists(model) else model
+
+
 def ray_backend(
     address: str | None = None,
     threads_per_worker: int = 1,
@@ -39,22 +57,15 @@ def ray_backend(
     Callable[[], None],
 ]:
     """``(factory, call, close)`` for :func:`pyro_mlm.run.shards.run_sharded` on Ray."""
-    ray = import_ray()
     from pyro_mlm.run.shards import Shard
 
-    started = False
-    if not ray.is_initialized():
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            options["address"] = address
-        ray.init(**options)
-        started = True
+    ray, started = ray_session(address)
     actor_class = ray.remote(Shard)
     device = "cuda" if gpus_per_worker > 0 else "cpu"
     actors: list[Any] = []
 
     def factory(shard: int, spec: RunSpec, folder: str) -> Any:
-        model = os.path.abspath(spec.model) if os.path.exists(spec.model) else spec.model
+        model = model_path(spec.model)
         actor = actor_class.options(
             num_cpus=threads_per_worker,
             num_gpus=gpus_per_worker,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -147,6 +146,12 @@ def run_sharded(
     offsets = np.cumsum([0] + [s.chains for s in specs]).tolist()
     began = time.perf_counter()
     completed = False
+    from pyro_mlm.run.progress import Progress
+
+    bar = Progress(
+        spec.samples, done, enabled=progress, desc=f"{spec.model} ({len(specs)} shards)",
+        unit="draw",
+    )  # fmt: skip
     try:
         while done < spec.samples:
             target = min(done + chunk, spec.samples)
@@ -156,22 +161,26 @@ def run_sharded(
             chunks = call(runners, "lines", (done, target))
             with open(merged, "a", encoding="utf-8") as out:
                 out.write(_merge(chunks, offsets, done, target))
+            bar.update(target - done, _rates(chunks), "sample")
             done = target
             if timings is not None:  # sampling, and the driver's fetch, merge and write
                 timings["advance"] = timings.get("advance", 0.0) + tock - tick
                 timings["merge"] = timings.get("merge", 0.0) + time.perf_counter() - tock
-            if progress:
-                elapsed = time.perf_counter() - began
-                print(
-                    f"{spec.model}: {done}/{spec.samples} draws x {spec.chains} chains "
-                    f"({len(specs)} shards), elapsed {elapsed:.0f}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        bar.close()
         completed = True
     except KeyboardInterrupt:
         pass
     return _report(spec, directory, runners, call, completed, time.perf_counter() - began)
+
+
+def _rates(chunks: Sequence[list[str]]) -> dict[str, str]:
+    """Acceptance and novel rates of the latest chunk, over every shard, for the progress."""
+    records = [json.loads(line) for lines in chunks for line in lines]
+    n = max(len(records), 1)
+    return {
+        "acc": f"{sum(r['acceptance_rate'] for r in records) / n:.3f}",
+        "novel": f"{sum(r['novel_rate'] for r in records) / n:.3f}",
+    }
 
 
 def _merge(chunks: Sequence[list[str]], offsets: list[int], first: int, last: int) -> str:
