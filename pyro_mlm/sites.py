@@ -113,19 +113,28 @@ def _has_regions(text: str) -> bool:
 
 def _region(region: str, sequence: str, numbering: str) -> list[int]:
     """0-based residue indices of a numbered region; ``cdrh3`` falls back to the motifs."""
-    import sys
-
     from pyro_mlm.numbering import INSTALL, anarci_available, region_indices
 
     if not anarci_available() and region == "cdrh3" and numbering == "imgt":
-        print(
+        _note_once(
             f"note: ANARCI is not installed ({INSTALL}); cdrh3 is read from the conserved "
-            "YYC and WGxG motifs instead",
-            file=sys.stderr,
+            "YYC and WGxG motifs instead"
         )
         first, last = cdr_h3_range(sequence)
         return list(range(first - 1, last))
     return region_indices(region, sequence, numbering)
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(text: str) -> None:
+    """A note on stderr, once per process (every chain's free mask asks again)."""
+    import sys
+
+    if text not in _NOTED:
+        _NOTED.add(text)
+        print(text, file=sys.stderr)
 
 
 def _range(part: str, n: int) -> list[int]:
