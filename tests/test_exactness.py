@@ -418,3 +418,43 @@ def test_mh_with_constraints_and_a_second_mlm_samples_the_exact_product(
     print(f"MH with constraints and a second MLM: TV={tv:.4f} chi2 p={p_value:.3f}")
     assert p_value > 1e-3
     assert tv < 0.02
+
+
+def test_mh_with_the_energy_over_every_position_samples_its_exact_target() -> None:
+    """``Target(over="all")``: the free words' law under the whole sequence's negative
+    PLL, a fixed word's term included. 3 free words and 1 fixed (27 states); exact target
+    from the float64 one-forward-per-position reference; same tolerances as above."""
+    from exact import reference_energy
+
+    from pyro_mlm import Target
+    from pyro_mlm.samplers import build_sampler
+
+    mlm = tiny_mlm(num_words=3, init_range=0.3, seed=0)
+    context = mlm.encode("a a a b")
+    content = ~mlm.special_mask(context)
+    free = content.clone()
+    free[4] = False  # the last word is fixed context, but its term counts
+    en = Enumeration(mlm, context, free)
+    energy = torch.tensor([reference_energy(mlm, s, content, "norm") for s in en.states])
+    target = torch.softmax(-energy, 0)
+    assert total_variation(target, en.target("norm")) > 0.02  # differs from over="free"
+    proposals = SWEEPS_PER_DRAW * len(en.free_positions)
+    per_draw = en.sweep_kernel(target, "random", proposals)
+    assert total_variation(stationary(per_draw), target) < 1e-6
+    assert second_eigenvalue(per_draw) < 0.1
+    sampler = build_sampler(
+        "mh", Target(MLMEnergy(mlm), over="all"), free.expand(CHAINS, -1),
+        proposals_per_sweep=proposals,
+    )  # fmt: skip
+    state = sampler.init(_random_starts(en, CHAINS))
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.zeros(len(en), dtype=torch.float64)
+    for draw in range(WARMUP_DRAWS + DRAWS):
+        state, _ = sampler.step(state, generator)
+        if draw >= WARMUP_DRAWS:
+            counts += torch.bincount(en.state_index(state.tokens), minlength=len(en)).double()
+    tv = total_variation(counts / counts.sum(), target)
+    p_value = chi_square_pvalue(target, counts)
+    print(f"MH over all positions: TV={tv:.4f} chi2 p={p_value:.3f}")
+    assert p_value > 1e-3
+    assert tv < 0.02
