@@ -127,3 +127,36 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
         for name, chains in outputs[label].items():
             assert len(chains) == (1 if name in methods[:2] else 2)
             assert all(len(c) == 5 for c in chains)
+
+
+def test_pinc_counts_new_ngrams() -> None:
+    assert scores.pinc(["the cat sat"], ["the cat sat"]) == 0.0
+    assert scores.pinc(["the cat sat"], ["a dog ran"]) == 100.0
+    # unigrams 1/3 new, bigrams 2/2, the trigram 1/1: averaged over the three orders
+    assert scores.pinc(["the cat sat"], ["the dog sat"]) == pytest.approx(100 * (1 / 3 + 2) / 3)
+
+
+@needs_bible
+def test_style_transfer_pipeline_end_to_end(tmp_path) -> None:
+    """WEB -> KJV on a tiny model: the pairs, training with --task, and the comparison
+    with the source-copy baseline and PINC (plumbing, not quality)."""
+    pairs = data.load_pairs(task="web-kjv")
+    john = next(p for p in pairs if p.ref == (43, 3, 16))
+    assert "whosoever believeth" in john.target and "whoever believes" in john.source
+    model = str(tmp_path / "model")
+    assert train.main(["--out", model, "--task", "web-kjv", *TINY]) == 0
+    out = str(tmp_path / "results")
+    argv = ["--model", model, "--out", out, "--sentences", "4", "--chains", "2",
+            "--epochs", "1", "--max-pieces", "32", "--group", "2"]  # fmt: skip
+    assert compare.main(argv) == 0
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
+        table = json.load(handle)["table"]
+    methods = [r["method"] for r in table if r["length"] == "predicted"]
+    assert methods[0] == "source copy" and "MH norm" in methods
+    for row in table:
+        assert 0.0 <= row["pinc"] <= 100.0
+        if row["method"] == "source copy":
+            assert row["pinc"] == 0.0 and row["bleu"] > 0
+    with open(os.path.join(out, "outputs.json"), encoding="utf-8") as handle:
+        outputs = json.load(handle)
+    assert len(outputs["sources"]) == 4

