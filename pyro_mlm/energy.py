@@ -54,11 +54,15 @@ class Evaluation(NamedTuple):
     logits
         ``[B, L, K]`` masked-conditional scores :math:`s_t(X_{\\setminus t})` over the
         ``K`` proposable ids at free positions (0 elsewhere).
+    rows
+        ``[B]`` masked rows the evaluation ran per sequence (its free positions): the cost
+        a sampler records.
     """
 
     energy: torch.Tensor
     terms: torch.Tensor
     logits: torch.Tensor
+    rows: torch.Tensor
 
 
 def energy_terms(
@@ -109,7 +113,7 @@ def evaluate(
         terms[seq, pos] = energy_terms(logits, targets, parametrization)
         if keep_conditionals:
             cond[seq, pos] = logits[:, proposable_ids.to(logits.device)]
-    return Evaluation(terms.sum(-1), terms, cond)
+    return Evaluation(terms.sum(-1), terms, cond, free.sum(-1))
 
 
 def checked_energy(

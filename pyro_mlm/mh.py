@@ -63,16 +63,12 @@ class MHInfo(NamedTuple):
         ``[C]`` whether the chain moved to the proposal (a self-proposal counts).
     is_novel
         ``[C]`` accepted *and* different from the current token.
-    evaluated
-        ``[C]`` whether the chain's proposal was evaluated (it differed from the
-        current sequence), i.e. paid ``|free|`` masked rows.
     """
 
     position: torch.Tensor
     accept_prob: torch.Tensor
     is_accepted: torch.Tensor
     is_novel: torch.Tensor
-    evaluated: torch.Tensor | None = None
 
 
 def log_acceptance_ratio(
@@ -181,9 +177,10 @@ def accept_moves(
     ``evaluated = (idx, candidates, result, log_ratio)`` for the chains ``idx`` whose
     proposals differ from their current sequence (None when none does); a chain that
     did not move has accepted its self-proposal with probability 1. One uniform per
-    evaluated chain is drawn, after the evaluation.
+    evaluated chain is drawn, after the evaluation. Each evaluated chain pays the masked
+    rows of its evaluation (``result.rows``) in ``state.rows``; a self-proposal pays none.
     """
-    tokens, energy, logits = state.tokens, state.energy, state.logits
+    tokens, energy, logits, rows = state.tokens, state.energy, state.logits, state.rows
     accept_prob = torch.ones(tokens.shape[0], device=tokens.device)
     is_accepted = ~moved
     if evaluated is not None:
@@ -196,8 +193,10 @@ def accept_moves(
         tokens = tokens.index_copy(0, take, candidates[accepted])
         energy = energy.index_copy(0, take, result.energy[accepted])
         logits = logits.index_copy(0, take, result.logits[accepted])
-    info = MHInfo(positions, accept_prob, is_accepted, is_accepted & moved, moved)
-    return state._replace(tokens=tokens, energy=energy, logits=logits), info
+        if rows is not None:
+            rows = rows.index_add(0, idx, result.rows.to(rows.dtype))
+    info = MHInfo(positions, accept_prob, is_accepted, is_accepted & moved)
+    return state._replace(tokens=tokens, energy=energy, logits=logits, rows=rows), info
 
 
 def uniform(n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:

@@ -73,7 +73,12 @@ class _Stub:
     def evaluate(self, tokens: torch.Tensor, chain_index: torch.Tensor) -> Evaluation:
         self.evaluated.append(chain_index.clone())
         energy = torch.tensor([self.energy_of[int(t[1])] for t in tokens])
-        return Evaluation(energy, torch.zeros(tokens.shape), torch.full((*tokens.shape, 3), 7.0))
+        return Evaluation(
+            energy,
+            torch.zeros(tokens.shape),
+            torch.full((*tokens.shape, 3), 7.0),
+            torch.ones(tokens.shape[0], dtype=torch.long),  # one free position each
+        )
 
 
 def _state(chains: int) -> MHState:

@@ -103,7 +103,6 @@ class SweepSampler:
         self.proposal_temperature = check_temperature(proposal_temperature, "proposal_temperature")
         self.proposals = proposals_per_sweep or int(self.sites.counts.max())
         self.proposable = target.mlm.proposable_ids.to(free.device)
-        self.row_counts = self.sites.counts.clone()  # rows per evaluation of each chain
 
     # ------------------------------------------------------------ the interface
     def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> Any:
@@ -154,14 +153,7 @@ class SweepSampler:
 
     def evaluate(self, tokens: torch.Tensor, chains: torch.Tensor) -> Any:
         """The target's evaluation of ``tokens`` (rows of chains ``chains``)."""
-        free = self.sites.mask[chains]
-        if self.target.over != "free":  # every content position is scored: count them
-            self.row_counts[chains] = self.target.scored(tokens, free).sum(-1)
-        return self.target.evaluate(tokens, free, chains=chains)
-
-    def cost(self, evaluated: torch.Tensor) -> torch.Tensor:
-        """Rows ``[C]`` paid by the chains whose proposals were evaluated."""
-        return torch.where(evaluated, self.row_counts, 0)
+        return self.target.evaluate(tokens, self.sites.mask[chains], chains=chains)
 
     def __repr__(self) -> str:
         return (

@@ -177,5 +177,4 @@ class BlockMH(MH):
                 energy[idx], result.energy, log_forward[idx], log_reverse, 1.0 / state.beta[idx]
             )
             evaluated = (idx, candidates, result, log_ratio)
-        new_state, info = accept_moves(state, positions, moved, evaluated, generator)
-        return new_state._replace(rows=state.rows + self.cost(moved)), info
+        return accept_moves(state, positions, moved, evaluated, generator)

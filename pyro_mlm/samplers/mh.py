@@ -40,7 +40,7 @@ class MH(SweepSampler):
                 "inf (a sequence an extra potential forbids); MH could never leave such a "
                 "state: start from an allowed sequence"
             )
-        rows = rows + self.sites.counts
+        rows = rows + result.rows
         return MHState(tokens, result.energy, result.logits, beta, cursor, rows)
 
     def propose(
@@ -50,10 +50,7 @@ class MH(SweepSampler):
             return self.draw(logits, current, generator)
 
         assert state.beta is not None and state.rows is not None
-        rows = state.rows
-        state, info = mh_step(state, positions, draw, self.evaluate, 1.0 / state.beta, generator)
-        assert info.evaluated is not None
-        return state._replace(rows=rows + self.cost(info.evaluated)), info
+        return mh_step(state, positions, draw, self.evaluate, 1.0 / state.beta, generator)
 
     def draw(
         self, logits: torch.Tensor, current: torch.Tensor, generator: torch.Generator | None
