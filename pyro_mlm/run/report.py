@@ -84,7 +84,6 @@ def write_report(
         idata = inference_data_from_draws(data, residue=residue)
         idata.to_netcdf(os.path.join(directory, "posterior.nc"))
         table = summary(idata, seconds=sampling_seconds)
-        table.to_csv(os.path.join(directory, "summary.csv"))
         plot_energy_trace(idata, os.path.join(directory, "trace.png"), warmup=spec.warmup)
         if draws >= 2:
             plot_rank(idata, os.path.join(directory, "rank.png"))
