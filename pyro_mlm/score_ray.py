@@ -17,19 +17,14 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-COLUMNS_HEAD = ("index", "sequence", "positions")
-
 
 class ScoreBatch:
     """A model actor for ``map_batches``: one batch of sequences -> their energies."""
 
     def __init__(self, model: str, kinds: Sequence[str], threads: int = 1) -> None:
-        import torch
+        from pyro_mlm.load import load_worker_model
 
-        from pyro_mlm.load import load_model
-
-        torch.set_num_threads(threads)
-        self.mlm = load_model(model)
+        self.mlm = load_worker_model(model, "cpu", threads)
         self.kinds = list(kinds)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -45,19 +45,33 @@ def sample(args: argparse.Namespace) -> int:
         _check_new_directory(directory)
         vocab = load_vocabulary(args.model or RUN_DEFAULTS["model"])
         spec = _new_spec(args, vocab)
+    from pyro_mlm.cli import scale
+
     if spec.chains_per_start:  # a campaign: every job checked before the weights load
-        return _sample_campaign(args, spec, directory, vocab)
-    prepare(spec, vocab)  # sequences, lengths and free positions, before the weights load
-    sharded = _is_sharded(directory) if args.resume else spec.shards > 1 or args.backend == "ray"
-    if sharded:
-        return _sample_sharded(args, spec, directory)
+        from pyro_mlm.run.campaign import job_specs
+
+        for job in job_specs(spec):
+            prepare(job, vocab)
+        mode = "campaign"
+    else:
+        prepare(spec, vocab)  # sequences, lengths and free positions, before the weights load
+        if args.resume:  # a run goes on the way it started
+            sharded = scale.is_sharded(directory)
+        else:
+            sharded = spec.shards > 1 or args.backend == "ray"
+        mode = "sharded" if sharded else "plain"
     if args.resume:
-        _check_resumable(directory, spec)
+        if mode == "plain":
+            _check_resumable(directory, spec)
         if args.samples is not None and args.samples != spec.samples:
             from pyro_mlm.run.store import write_atomic
 
             spec = spec.replace(samples=args.samples)
             write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
+    if mode == "campaign":
+        return scale.sample_campaign(args, spec, directory)
+    if mode == "sharded":
+        return scale.sample_sharded(args, spec, directory)
     print(f"loading {spec.model} ...", file=sys.stderr, flush=True)
     mlm = load_model(spec.model, device=device)
     print(
@@ -70,89 +84,7 @@ def sample(args: argparse.Namespace) -> int:
     result = sample_to_directory(
         spec, mlm, directory, resume=bool(args.resume), progress=not args.no_progress
     )
-    _print_result(result, spec, directory, top=args.top)
-    return 0 if result.completed else 130
-
-
-def _sample_campaign(args: argparse.Namespace, spec: RunSpec, directory: str, vocab: Any) -> int:
-    """Every start its own run, in turn here or over a pool of Ray actors."""
-    from pyro_mlm.run.campaign import job_specs, local_submit, ray_submit, run_campaign
-    from pyro_mlm.run.spec import prepare
-
-    jobs = job_specs(spec)
-    for job in jobs:
-        prepare(job, vocab)
-    if args.resume and args.samples is not None and args.samples != spec.samples:
-        from pyro_mlm.run.store import write_atomic
-
-        spec = spec.replace(samples=args.samples)
-        write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
-    close = None
-    if args.backend == "ray":
-        submit, close = ray_submit(
-            spec.model, args.workers or 1, args.address, args.threads_per_worker or 1,
-            args.gpus_per_worker or 0.0,
-        )  # fmt: skip
-    else:
-        submit = local_submit(spec.model, args.threads)
-    print(
-        f"campaign: {len(jobs)} starts x {spec.chains_per_start} chains, {spec.kernel}/"
-        f"{spec.energy}, on {args.backend} -> {directory}",
-        file=sys.stderr,
-    )
-    try:
-        table = run_campaign(spec, directory, submit, resume=bool(args.resume))
-    finally:
-        if close is not None:
-            close()
-    columns = ["job", "draws", "mean_energy", "r_hat_energy", "distinct_designs", "top_design"]
-    print("\ncampaign (campaign.csv has every column):")
-    for row in table:
-        print("  " + "  ".join(f"{c}={row.get(c, '')}" for c in columns))
-    return 0
-
-
-def _is_campaign(directory: str) -> bool:
-    from pyro_mlm.run.campaign import RUNS_DIR
-
-    return os.path.isdir(os.path.join(directory, RUNS_DIR))
-
-
-def _is_sharded(directory: str) -> bool:
-    from pyro_mlm.run.shards import SHARDS_DIR
-
-    return os.path.isdir(os.path.join(directory, SHARDS_DIR))
-
-
-def _sample_sharded(args: argparse.Namespace, spec: RunSpec, directory: str) -> int:
-    """A run split into shards: in turn here (``--backend local``) or on Ray actors."""
-    from pyro_mlm.run.shards import local_backend, run_sharded
-
-    if args.resume and args.samples is not None and args.samples != spec.samples:
-        from pyro_mlm.run.store import write_atomic
-
-        spec = spec.replace(samples=args.samples)
-        write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
-    if args.backend == "ray":
-        from pyro_mlm.run.ray_backend import ray_backend
-
-        factory, call, close = ray_backend(
-            args.address, args.threads_per_worker or 1, args.gpus_per_worker or 0.0
-        )
-    else:
-        (factory, call), close = local_backend(args.threads_per_worker or 1), (lambda: None)
-    print(
-        f"{spec.model}: {spec.kernel}/{spec.energy}, {spec.chains} chains in {spec.shards} "
-        f"shards on {args.backend}, {spec.warmup} warm-up + {spec.samples} sweeps -> {directory}",
-        file=sys.stderr,
-    )
-    try:
-        result = run_sharded(
-            spec, directory, factory, call, resume=bool(args.resume), progress=not args.no_progress
-        )
-    finally:
-        close()
-    _print_result(result, spec, directory, top=args.top)
+    print_result(result, spec, directory, top=args.top)
     return 0 if result.completed else 130
 
 
@@ -231,8 +163,10 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     path = os.path.join(directory, SPEC_FILE)
     if not os.path.isfile(path):
         raise UsageError(f"--resume {directory}: no {SPEC_FILE} there, so no run to continue")
+    from pyro_mlm.cli.scale import is_campaign, is_sharded
+
     if not os.path.isfile(os.path.join(directory, CHECKPOINT_FILE)) and not (
-        _is_sharded(directory) or _is_campaign(directory)
+        is_sharded(directory) or is_campaign(directory)
     ):
         raise UsageError(f"--resume {directory}: no {CHECKPOINT_FILE} there, it cannot continue")
     spec = RunSpec.read(path)
@@ -324,7 +258,7 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     )
 
 
-def _print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
+def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
     from pyro_mlm.diagnostics import MIN_DRAWS
 
     state = "finished" if result.completed else "INTERRUPTED"

@@ -43,13 +43,9 @@ class Job:
     """Runs one campaign job to the end and summarises it (here, or as a Ray actor)."""
 
     def __init__(self, model: str, device: str = "cpu", threads: int | None = None) -> None:
-        import torch
+        from pyro_mlm.load import load_worker_model
 
-        from pyro_mlm.load import load_model
-
-        if threads:
-            torch.set_num_threads(threads)
-        self.mlm = load_model(model, device=device)
+        self.mlm = load_worker_model(model, device, threads)
 
     def run(self, spec: RunSpec, directory: str) -> dict[str, Any]:
         from pyro_mlm.diagnostics import MIN_DRAWS
@@ -132,15 +128,13 @@ def ray_submit(
 ) -> tuple[Callable[..., list[dict[str, Any]]], Callable[[], None]]:
     """Jobs spread over ``workers`` Ray actors (``ray.util.ActorPool``); a killed actor is
     restarted and its job retried, resuming from the job's checkpoint."""
-    from pyro_mlm.run.ray_backend import model_path, ray_session
+    from pyro_mlm.run.ray_backend import model_path, ray_session, restartable
 
     ray, started = ray_session(address)
     from ray.util import ActorPool
 
     path = model_path(model)
-    actor = ray.remote(Job).options(
-        num_cpus=threads, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
-    )
+    actor = restartable(ray, Job, threads, gpus)
     actors = [actor.remote(path, "cuda" if gpus else "cpu", threads) for _ in range(workers)]
 
     def submit(jobs: list[tuple[RunSpec, str]]) -> list[dict[str, Any]]:

@@ -47,6 +47,14 @@ def model_path(model: str) -> str:
     return os.path.abspath(model) if os.path.exists(model) else model
 
 
+def restartable(ray: Any, cls: type, threads: int, gpus: float) -> Any:
+    """``cls`` as a Ray actor class that Ray restarts when its process dies, retrying the
+    call it was in (the work resumes from the run's checkpoints)."""
+    return ray.remote(cls).options(
+        num_cpus=threads, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
+    )
+
+
 def ray_backend(
     address: str | None = None,
     threads_per_worker: int = 1,
@@ -60,19 +68,15 @@ def ray_backend(
     from pyro_mlm.run.shards import Shard
 
     ray, started = ray_session(address)
-    actor_class = ray.remote(Shard)
+    actor_class = restartable(ray, Shard, threads_per_worker, gpus_per_worker)
     device = "cuda" if gpus_per_worker > 0 else "cpu"
     actors: list[Any] = []
 
     def factory(shard: int, spec: RunSpec, folder: str) -> Any:
         model = model_path(spec.model)
-        actor = actor_class.options(
-            num_cpus=threads_per_worker,
-            num_gpus=gpus_per_worker,
-            max_restarts=-1,  # a killed worker comes back ...
-            max_task_retries=-1,  # ... and its unfinished call runs again
-            name=None,
-        ).remote(spec.replace(model=model), os.path.abspath(folder), device, threads_per_worker)
+        actor = actor_class.remote(
+            spec.replace(model=model), os.path.abspath(folder), device, threads_per_worker
+        )
         actors.append(actor)
         return actor
 
