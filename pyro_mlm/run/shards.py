@@ -67,14 +67,11 @@ class Shard:
     def __init__(
         self, spec: RunSpec, directory: str, device: str = "cpu", threads: int | None = None
     ) -> None:
-        import torch
+        from pyro_mlm.load import load_worker_model
 
-        from pyro_mlm.load import load_model
-
-        if threads:
-            torch.set_num_threads(threads)
         self.spec, self.directory = spec, directory
-        self.mlm = load_model(spec.model, device=device)
+        self.mlm = load_worker_model(spec.model, device, threads)
+        self._next = (-1, 0)  # (draw, byte offset) where the last lines() call stopped
 
     def advance(self, draws: int) -> int:
         """Run until ``draws`` kept draws exist; returns the draws the shard holds."""
@@ -90,15 +87,32 @@ class Shard:
         return result.draws
 
     def lines(self, first: int, last: int) -> list[str]:
-        """The shard's draw lines of draws ``first .. last - 1`` (all its chains)."""
-        out = []
-        with open(os.path.join(self.directory, SAMPLES_FILE), encoding="utf-8") as handle:
-            for line in handle:
-                if not line.endswith("\n"):
+        """The shard's draw lines of draws ``first .. last - 1`` (all its chains).
+
+        The driver asks for consecutive chunks, so the byte offset where the last call
+        stopped is kept and the next call starts there (checked: its line must be draw
+        ``first``), instead of re-reading the whole file each chunk.
+        """
+        offset = self._next[1] if self._next[0] == first else 0
+        check = offset > 0  # a resumed read must start at draw ``first``
+        out: list[str] = []
+        with open(os.path.join(self.directory, SAMPLES_FILE), "rb") as handle:
+            handle.seek(offset)
+            while True:
+                raw = handle.readline()
+                if not raw.endswith(b"\n"):
                     break
-                draw = json.loads(line)["draw"]
-                if first <= draw < last:
-                    out.append(line)
+                draw = json.loads(raw)["draw"]
+                if check and draw != first:  # the file changed under us: read it all
+                    self._next = (-1, 0)
+                    return self.lines(first, last)
+                check = False
+                if draw >= last:
+                    break
+                if draw >= first:
+                    out.append(raw.decode("utf-8"))
+                offset += len(raw)
+        self._next = (last, offset)
         return out
 
     def initial_tokens(self) -> Any:
