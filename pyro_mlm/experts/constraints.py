@@ -1,0 +1,214 @@
+"""Hard experts (0 or ``+inf``): at most k mutations, forbidden motifs, per-position alphabets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from pyro_mlm.vocabulary import Vocabulary
+
+from pyro_mlm.experts.base import INF, Context, Expert, _int, _Text
+
+# antibody sequence liabilities, as regular expressions over the residues
+LIABILITIES: dict[str, str] = {
+    "N-glycosylation": "N[^P][ST]",
+    "isomerisation": "DG",
+    "deamidation": "NG",
+    "unpaired cysteine": "^[^C]*C(?:[^C]*C[^C]*C)*[^C]*$",  # an odd number of C
+}
+
+# pKa values (EMBOSS) for the net charge, and Kyte-Doolittle hydropathy
+
+
+class MaxMutations(Expert):
+    r"""At most ``k`` mutations from the parent over the free positions (EvoProtGrad's
+    ``max_mutations``): :math:`E = +\infty` when :math:`\sum_{t \in F} [x_t \ne p_t] > k`."""
+
+    name = "max-mutations"
+    hard = True
+    KEYS: ClassVar[dict[str, str]] = {
+        "k": "most free positions that may differ from the parent",
+        "parent": "the parent sequence (default: the start of chain 0)",
+    }
+    MAIN = "k"
+
+    def __init__(self, parent: torch.Tensor, free: torch.Tensor, k: int) -> None:
+        if k < 0:
+            raise ValueError(f"max-mutations: k must be >= 0, got {k}")
+        self.parent, self.free, self.k = parent.cpu(), free.cpu(), k
+
+    def energy(self, tokens: torch.Tensor) -> torch.Tensor:
+        parent, free = self.parent.to(tokens.device), self.free.to(tokens.device)
+        mutations = ((tokens != parent) & free).sum(-1)
+        return torch.where(mutations > self.k, INF, 0.0).to(torch.float32)
+
+    def describe(self) -> str:
+        return f"max-mutations k={self.k}"
+
+    @classmethod
+    def build(cls, context: Context, **options: str) -> Expert:
+        parent = context.parent
+        if "parent" in options:
+            parent = context.vocabulary.encode(options["parent"])
+            if parent.shape != context.parent.shape:
+                raise ValueError(
+                    f"max-mutations: the parent has {parent.numel()} tokens and the start "
+                    f"{context.parent.numel()}; they must align position by position"
+                )
+        return cls(parent.to(context.parent.device), context.free, _int(options, "k", cls.name))
+
+
+class Forbid(Expert):
+    r"""Motifs that may not occur: :math:`E = +\infty` when a regular expression matches
+    the sequence's text at a place that overlaps a free position (``scope=free``, the
+    default: motifs the fixed framework already holds cannot be changed, so they do not
+    count), or anywhere (``scope=all``). ``preset=liabilities`` forbids the antibody
+    liabilities in :data:`LIABILITIES` (N-glycosylation ``N[^P][ST]``, ``DG``
+    isomerisation, ``NG`` deamidation, an unpaired cysteine).
+
+    ``free [L]`` marks the free positions (``None``: every position counts)."""
+
+    name = "forbid"
+    hard = True
+    KEYS: ClassVar[dict[str, str]] = {
+        "pattern": "a regular expression (several: separate with '|', or repeat --expert)",
+        "preset": "'liabilities' (N-glycosylation, DG, NG, unpaired C)",
+        "scope": "free (default: a match must touch a free position) or all",
+    }
+    MAIN = "pattern"
+
+    def __init__(
+        self, patterns: Sequence[str], vocabulary: Vocabulary, free: torch.Tensor | None = None
+    ) -> None:
+        self.patterns = list(patterns)
+        self.compiled = []
+        for pattern in self.patterns:
+            try:
+                # a lookahead finds overlapping matches too (NG in NNG, say)
+                self.compiled.append(re.compile(f"(?=({pattern}))"))
+            except re.error as err:
+                raise ValueError(f"forbid: pattern {pattern!r} does not compile: {err}") from None
+        self.text = _Text(vocabulary)
+        self.free = None if free is None else free.cpu().tolist()
+
+    def matches(self, row: Sequence[int]) -> list[str]:
+        """What a sequence of ids holds that is forbidden, e.g. ``["'NG' at 55-56"]``
+        (1-based character positions)."""
+        pieces: list[str] = []
+        spans: list[tuple[int, int]] = []
+        at = 0
+        for i, token in enumerate(row):
+            piece = self.text.table[token]
+            if not piece:
+                continue
+            if pieces and self.text.sep:
+                at += len(self.text.sep)
+            pieces.append(piece)
+            if self.free is None or self.free[i]:
+                spans.append((at, at + len(piece)))
+            at += len(piece)
+        text = self.text.sep.join(pieces)
+        found = []
+        for compiled in self.compiled:
+            for match in compiled.finditer(text):
+                lo, hi = match.start(1), match.end(1)
+                if any(a < max(hi, lo + 1) and lo < b for a, b in spans):
+                    found.append(f"{match.group(1)[:20]!r} at {lo + 1}-{hi}")
+                    break
+        return found
+
+    def energy(self, tokens: torch.Tensor) -> torch.Tensor:
+        bad = [bool(self.matches(row)) for row in tokens.tolist()]
+        return torch.tensor([INF if b else 0.0 for b in bad], device=tokens.device)
+
+    def describe(self) -> str:
+        return "forbid " + " | ".join(self.patterns)
+
+    @classmethod
+    def build(cls, context: Context, **options: str) -> Expert:
+        patterns: list[str] = []
+        if "preset" in options:
+            if options["preset"] != "liabilities":
+                raise ValueError(f"forbid: unknown preset {options['preset']!r}; use liabilities")
+            patterns.extend(LIABILITIES.values())
+        if "pattern" in options:
+            patterns.append(options["pattern"])
+        if not patterns:
+            raise ValueError("forbid needs pattern=<regex> or preset=liabilities")
+        scope = options.get("scope", "free")
+        if scope not in ("free", "all"):
+            raise ValueError(f"forbid: scope must be free or all, got {scope!r}")
+        return cls(patterns, context.vocabulary, context.free if scope == "free" else None)
+
+
+class Allowed(Expert):
+    r"""Per-position alphabets, e.g. ``98-101:DEKR``: :math:`E = +\infty` when a listed
+    position holds another token; the proposal there is restricted to the alphabet too.
+
+    ``sites`` maps token indices to allowed token ids.
+    """
+
+    name = "allowed"
+    hard = True
+    KEYS: ClassVar[dict[str, str]] = {
+        "sites": "RANGE:LETTERS[,RANGE:LETTERS...], e.g. 98-101:DEKR,105:G (1-based)"
+    }
+    MAIN = "sites"
+
+    def __init__(self, sites: Mapping[int, Sequence[int]], spec: str = "") -> None:
+        self.sites = {int(t): sorted({int(i) for i in ids}) for t, ids in sites.items()}
+        self.spec = spec
+
+    def energy(self, tokens: torch.Tensor) -> torch.Tensor:
+        bad = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+        for t, ids in self.sites.items():
+            allowed = torch.tensor(ids, device=tokens.device)
+            bad |= ~torch.isin(tokens[:, t], allowed)
+        return torch.where(bad, INF, 0.0).to(torch.float32)
+
+    def allowed(self, length: int, proposable_ids: torch.Tensor) -> torch.Tensor:
+        """``[L, K]``: which proposable tokens each position may take (all, off the sites)."""
+        mask = torch.ones(length, proposable_ids.numel(), dtype=torch.bool)
+        for t, ids in self.sites.items():
+            if t < length:
+                mask[t] = torch.isin(proposable_ids.cpu(), torch.tensor(ids))
+        return mask.to(proposable_ids.device)
+
+    def describe(self) -> str:
+        return f"allowed {self.spec}" if self.spec else f"allowed at {len(self.sites)} positions"
+
+    @classmethod
+    def build(cls, context: Context, **options: str) -> Expert:
+        vocab, parent = context.vocabulary, context.parent
+        text = options.get("sites", "")
+        content = vocab.content_positions(parent)
+        sites: dict[int, list[int]] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            where, _, letters = part.partition(":")
+            lo, _, hi = where.partition("-")
+            if not letters or not lo.strip().isdigit() or (hi and not hi.strip().isdigit()):
+                raise ValueError(
+                    f"allowed: cannot read {part!r}; write RANGE:LETTERS, e.g. 98-101:DEKR"
+                )
+            first, last = int(lo), int(hi or lo)
+            if first < 1 or last > len(content) or first > last:
+                raise ValueError(
+                    f"allowed: range {where} falls outside the sequence, whose positions are "
+                    f"1-{len(content)} (1-based, low-high)"
+                )
+            pieces = list(letters) if vocab.split is not None else letters.split("|")
+            ids = []
+            for piece in pieces:
+                found = vocab.tokenizer.convert_tokens_to_ids(piece)
+                if found is None or found not in set(vocab.proposable_ids.tolist()):
+                    raise ValueError(f"allowed: {piece!r} is not a token the model can propose")
+                ids.append(int(found))
+            for k in range(first - 1, last):
+                sites[int(content[k])] = ids
+        if not sites:
+            raise ValueError("allowed needs sites=RANGE:LETTERS, e.g. allowed:98-101:DEKR")
+        return cls(sites, text)
