@@ -16,6 +16,7 @@ sys.path.insert(0, HERE)
 import compare  # noqa: E402
 import data  # noqa: E402
 import scores  # noqa: E402
+import tlm  # noqa: E402
 import train  # noqa: E402
 
 needs_bible = pytest.mark.skipif(
@@ -70,6 +71,16 @@ def test_normalise_and_book_split() -> None:
     assert [p.ref[0] for p in parts["train"]] == [1, 66]
 
 
+def test_style_transfer_uses_carlson_et_al_books() -> None:
+    pairs = [data.Pair((b, 1, 1), "x", "y") for b in (1, 7, 8, 9, 11, 36, 41, 50, 51, 58, 60)]
+    parts = data.split(pairs, "web-kjv")
+    assert [p.ref[0] for p in parts["test"]] == [7, 9, 50, 58]  # Judges, 1 Sam, Phil, Heb
+    assert [p.ref[0] for p in parts["dev"]] == [11, 36, 41, 51]  # 1 Kgs, Zeph, Mark, Col
+    assert [p.ref[0] for p in parts["train"]] == [1, 8, 60]
+    with pytest.raises(ValueError, match="unknown task"):
+        data.split(pairs, "de-fr")
+
+
 @needs_bible
 def test_the_bible_pairs_and_splits() -> None:
     parts = data.split(data.load_pairs())
@@ -92,14 +103,18 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
     for name in ("model.safetensors", "length_predictor.safetensors", "translation.json"):
         assert a[name] == b[name], name
 
-    out = str(tmp_path / "results")
-    argv = ["--model", first, "--out", out, "--sentences", "5", "--chains", "2",
-            "--epochs", "2", "--max-pieces", "32", "--group", "3"]  # fmt: skip
-    assert compare.main(argv) == 0
+    out, before = str(tmp_path / "results"), str(tmp_path / "before")
+    argv = ["--model", first, "--sentences", "5", "--chains", "2", "--epochs", "2",
+            "--max-pieces", "32", "--group", "3"]  # fmt: skip
+    # a run without the block-MH row, then one that reuses its rows and adds that row
+    assert compare.main([*argv, "--out", before, "--block", "0"]) == 0
+    with pytest.raises(SystemExit, match="other chains"):
+        compare.main([*argv, "--out", out, "--reuse", before, "--chains", "3"])
+    assert compare.main([*argv, "--out", out, "--reuse", before]) == 0
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         result = json.load(handle)
     methods = ["warm start", "mask-predict (10)", "gibbs T=1.0", "gibbs T=0.5", "MH norm",
-               "MH raw", "MH norm T=0.5"]  # fmt: skip
+               "MH raw", "MH norm block k=2", "MH norm T=0.5"]  # fmt: skip
     assert [(r["method"], r["length"]) for r in result["table"]] == [
         (m, length) for length in ("predicted", "oracle") for m in methods
     ]
@@ -112,13 +127,21 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
         assert row["bleu_lowest_energy"] is not None
         if row["method"].startswith("gibbs"):
             assert row["acceptance"] == 1.0  # Gibbs keeps every draw
+    with open(os.path.join(before, "results.json"), encoding="utf-8") as handle:
+        first_run = {(r["method"], r["length"]): r for r in json.load(handle)["table"]}
+    assert "MH norm block k=2" not in {m for m, _ in first_run}
+    for row in result["table"]:
+        if row["method"] not in ("warm start", "mask-predict (10)", "MH norm block k=2"):
+            reused = first_run[row["method"], row["length"]]
+            assert {k: v for k, v in row.items() if k != "bleu_interval"} == {
+                k: v for k, v in reused.items() if k != "bleu_interval"}  # fmt: skip
     assert set(result["traces"]) == set(methods[2:])
     for trace in result["traces"].values():
         assert len(trace["bleu"]) == len(trace["energy"]) == 3  # start + 2 epochs
     assert os.path.getsize(os.path.join(out, "mh_epochs.png")) > 10_000
     for row in result["table"]:
         assert row["bleu_interval"]["lo"] <= row["bleu_interval"]["hi"]
-    assert len(result["differences"]) == 3 * 4  # each MH row against each other row
+    assert len(result["differences"]) == 4 * 4  # each MH row against each other row
     with open(os.path.join(out, "outputs.json"), encoding="utf-8") as handle:
         outputs = json.load(handle)
     assert len(outputs["references"]) == len(outputs["sources"]) == 5
@@ -130,10 +153,61 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
 
 
 def test_pinc_counts_new_ngrams() -> None:
-    assert scores.pinc(["the cat sat"], ["the cat sat"]) == 0.0
-    assert scores.pinc(["the cat sat"], ["a dog ran"]) == 100.0
-    # unigrams 1/3 new, bigrams 2/2, the trigram 1/1: averaged over the three orders
-    assert scores.pinc(["the cat sat"], ["the dog sat"]) == pytest.approx(100 * (1 / 3 + 2) / 3)
+    """PINC as Carlson et al.'s scorer: corpus-level clipped n-gram overlap with the source."""
+    src = ["the cat sat on the mat", "we walk to the old town"]
+    assert scores.pinc(src, src) == 0.0
+    assert scores.pinc(src, ["a dog ran to a park", "birds sing at dawn"]) == 100.0
+    # against its own source only: "we walk to a park" shares "we", "walk", "to" (3 of 5
+    # unigrams) and "we walk", "walk to" (2 of 4 bigrams), 1 of 3 trigrams, 0 of 2 4-grams
+    assert scores.pinc(src[1:], ["we walk to a park"]) == pytest.approx(
+        100 * (1 - (3 / 5 + 2 / 4 + 1 / 3 + 0) / 4))  # fmt: skip
+    # "the the the" against "the cat": one "the" is matched (clipped), 0 of 2 bigrams, 0 of
+    # 1 trigram, no 4-gram (counts as no overlap)
+    assert scores.pinc(["the cat"], ["the the the"]) == pytest.approx(100 * (1 - (1 / 3) / 4))
+    assert scores.pinc(["The cat"], ["the cat"]) == pytest.approx(100 * (1 - (1 / 2) / 4))
+    # multi-bleu style BLEU keeps punctuation on its word
+    assert scores.bleu(["he said, go"], ["he said , go"], tokenize="none") < 50
+    assert scores.bleu(["he said, go"], ["he said , go"]) == pytest.approx(100.0)
+
+
+@needs_bible
+def test_training_resumes_bit_identically(tmp_path, capsys) -> None:
+    """Stopped at step 3 and resumed, training ends byte-identical to an uninterrupted run
+    (weights and optimizer state); a finished run extends; a half-swapped save is found;
+    a model without training state is refused with the way out (--init)."""
+    whole, part = str(tmp_path / "whole"), str(tmp_path / "part")
+    short = [*TINY, "--steps", "8", "--threads", "1"]
+    assert train.main(["--out", whole, *short]) == 0
+    assert train.main(["--out", part, "--tokenizer", whole, *short, "--until", "3"]) == 0
+    with open(os.path.join(part, "training_state.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["step"] == 3
+    os.replace(part, part + ".old")  # as if killed between the two renames of a save
+    assert train.main(["--resume", part, "--steps", "8", "--threads", "1"]) == 0
+    assert not os.path.exists(part + ".old")
+    a, b = train.sha256(whole), train.sha256(part)
+    for name in ("model.safetensors", "length_predictor.safetensors",
+                 "training_state.safetensors"):  # fmt: skip
+        assert a[name] == b[name], name
+    assert train.main(["--resume", part, "--steps", "10", "--threads", "1"]) == 0
+    with open(os.path.join(part, "training_state.json"), encoding="utf-8") as handle:
+        meta = json.load(handle)
+    assert meta["step"] == 10 and [h["to_step"] for h in meta["history"]] == [3, 8, 10]
+    assert train.rate(9, 2, 8) == pytest.approx(0.1)  # past the schedule: its floor
+
+    with open(os.path.join(part, "model.safetensors"), "ab") as handle:
+        handle.write(b"x")  # weights changed behind the checkpoint's back
+    with pytest.raises(SystemExit):
+        train.main(["--resume", part])
+    assert "does not match" in capsys.readouterr().err
+    os.remove(os.path.join(whole, "training_state.json"))
+    with pytest.raises(SystemExit):
+        train.main(["--resume", whole])
+    assert "--init" in capsys.readouterr().err
+    fresh = str(tmp_path / "fresh")
+    assert train.main(["--init", whole, "--out", fresh, *short, "--state-dtype", "bfloat16"]) == 0
+    with open(os.path.join(fresh, "training_state.json"), encoding="utf-8") as handle:
+        meta = json.load(handle)
+    assert meta["init"] == whole and meta["state_dtype"] == "bfloat16"
 
 
 @needs_bible
@@ -144,7 +218,16 @@ def test_style_transfer_pipeline_end_to_end(tmp_path) -> None:
     john = next(p for p in pairs if p.ref == (43, 3, 16))
     assert "whosoever believeth" in john.target and "whoever believes" in john.source
     model = str(tmp_path / "model")
-    assert train.main(["--out", model, "--task", "web-kjv", *TINY]) == 0
+    assert train.main(["--out", model, "--task", "web-kjv", "--pad-source", *TINY]) == 0
+    translator = tlm.Translator.load(model)
+    assert translator.task == "web-kjv" and translator.layout.pad_source
+    # the padded layout: the target starts at max_source + 2 whatever the source length
+    tok, layout = translator.tokenizer, translator.layout
+    the = tlm.pieces(tok, "the")
+    ids = tlm.join(tok, [7, 8], the, layout)
+    assert len(ids) == layout.max_source + 3 + len(the) and ids[layout.target_start(2)] == the[0]
+    assert ids[3 : layout.max_source + 1] == [tok.pad_token_id] * (layout.max_source - 2)
+    assert translator.decode_target(ids) == "the"
     out = str(tmp_path / "results")
     argv = ["--model", model, "--out", out, "--sentences", "4", "--chains", "2",
             "--epochs", "1", "--max-pieces", "32", "--group", "2"]  # fmt: skip
@@ -152,9 +235,9 @@ def test_style_transfer_pipeline_end_to_end(tmp_path) -> None:
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         table = json.load(handle)["table"]
     methods = [r["method"] for r in table if r["length"] == "predicted"]
-    assert methods[0] == "source copy" and "MH norm" in methods
+    assert methods[0] == "source copy" and "MH norm" in methods and "MH norm block k=2" in methods
     for row in table:
-        assert 0.0 <= row["pinc"] <= 100.0
+        assert 0.0 <= row["pinc"] <= 100.0 and 0.0 <= row["bleu_multi"] <= 100.0
         if row["method"] == "source copy":
             assert row["pinc"] == 0.0 and row["bleu"] > 0
     with open(os.path.join(out, "outputs.json"), encoding="utf-8") as handle:

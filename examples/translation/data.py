@@ -7,11 +7,20 @@ translations. Its code is GPL-3: this module never imports it, it only finds the
 package directory and reads the data file. We use public-domain versions: German ``e``
 (Elberfelder 1932), English ``4`` (World English Bible) and ``k`` (King James Version).
 
-Splits are by book, so no test verse comes from a book seen in training:
+Splits are by book, so no test verse comes from a book seen in training. German ->
+English uses our own split:
 
 - test: Ruth, Esther, Jonah, James and 1 Peter (book numbers 8, 17, 32, 59, 60);
 - dev: Philippians and Colossians (50, 51);
 - train: the other 59 books.
+
+WEB -> KJV uses Carlson, Riddell and Rockmore's (2018) published split, read off the
+test and dev files of their repository (github.com/keithecarlson/StyleTransferBibleData,
+``Data/Samples/*/Test.sourc`` and ``Dev.sourc``):
+
+- test: Judges, 1 Samuel, Philippians and Hebrews (7, 9, 50, 58);
+- dev: 1 Kings, Zephaniah, Mark and Colossians (11, 36, 41, 51);
+- train: the other 58 books.
 
 Text is normalised the same way on both sides of every split: the World English Bible's
 backtick apostrophe (``God`s``) becomes ``'``, and runs of white space become one space.
@@ -33,6 +42,11 @@ KJV = "k"  # King James Version (1769), public domain
 TASKS = {"de-en": (GERMAN, ENGLISH), "web-kjv": (ENGLISH, KJV)}
 TEST_BOOKS = (8, 17, 32, 59, 60)
 DEV_BOOKS = (50, 51)
+# Carlson, Riddell and Rockmore (2018): their test and dev books
+CARLSON_TEST_BOOKS = (7, 9, 50, 58)
+CARLSON_DEV_BOOKS = (11, 36, 41, 51)
+# task -> (test books, dev books)
+SPLITS = {"de-en": (TEST_BOOKS, DEV_BOOKS), "web-kjv": (CARLSON_TEST_BOOKS, CARLSON_DEV_BOOKS)}
 
 
 class Pair(NamedTuple):
@@ -84,11 +98,14 @@ def load_pairs(path: str | None = None, task: str = "de-en") -> list[Pair]:
     return pairs
 
 
-def split(pairs: Sequence[Pair]) -> dict[str, list[Pair]]:
-    """``{"train", "dev", "test"}`` by book (see the module docstring)."""
+def split(pairs: Sequence[Pair], task: str = "de-en") -> dict[str, list[Pair]]:
+    """``{"train", "dev", "test"}`` by book, with the task's books (module docstring)."""
+    if task not in SPLITS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(SPLITS)}")
+    test_books, dev_books = SPLITS[task]
     out: dict[str, list[Pair]] = {"train": [], "dev": [], "test": []}
     for pair in pairs:
         book = pair.ref[0]
-        key = "test" if book in TEST_BOOKS else "dev" if book in DEV_BOOKS else "train"
+        key = "test" if book in test_books else "dev" if book in dev_books else "train"
         out[key].append(pair)
     return out
