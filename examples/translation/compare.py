@@ -336,7 +336,7 @@ def load_previous(directory: str, args: argparse.Namespace, references: Sequence
             "rows": {r["method"]: r for r in result["table"] if r["length"] == label},
             "hypotheses": outputs[label],
             "traces": result[f"{suffix}traces"],
-            "correlation": result[f"{suffix}correlation" if suffix else "correlation"],
+            "correlation": result[f"{suffix}correlation"],
         }
     return out
 

@@ -96,13 +96,13 @@ def join(
     tokenizer: BertTokenizer,
     source: Sequence[int],
     target: Sequence[int],
-    layout: Layout | None = None,
+    layout: Layout,
 ) -> list[int]:
     """``[CLS] source [SEP] target [SEP]`` as ids; the source padded to
     ``layout.max_source`` with ``[PAD]`` when ``layout.pad_source``."""
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     padding = []
-    if layout is not None and layout.pad_source:
+    if layout.pad_source:
         padding = [tokenizer.pad_token_id] * (layout.max_source - len(source))
     return [cls, *source, *padding, sep, *target, sep]
 

@@ -29,7 +29,6 @@ checkpoint saved before this existed) with a fresh optimizer and schedule.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -71,14 +70,14 @@ def encode_pairs(tokenizer, pairs, max_pieces: int):  # type: ignore[no-untyped-
 
 
 def mask_batch(  # type: ignore[no-untyped-def]
-    tokenizer, batch, generator: torch.Generator, layout: Layout | None = None
+    tokenizer, batch, generator: torch.Generator, layout: Layout
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs with ``k ~ U{1..T}`` target pieces masked per pair; labels (-100 elsewhere)."""
     rows, labels = [], []
     for src, tgt in batch:
         ids = join(tokenizer, src, tgt, layout)
         label = [-100] * len(ids)
-        start = layout.target_start(len(src)) if layout else len(src) + 2
+        start = layout.target_start(len(src))
         k = int(torch.randint(1, len(tgt) + 1, (1,), generator=generator))
         chosen = torch.randperm(len(tgt), generator=generator)[:k].tolist()
         for j in chosen:
@@ -90,11 +89,9 @@ def mask_batch(  # type: ignore[no-untyped-def]
 
 
 def sha256(directory: str) -> dict[str, str]:
-    out = {}
-    for name in sorted(os.listdir(directory)):
-        with open(os.path.join(directory, name), "rb") as handle:
-            out[name] = hashlib.sha256(handle.read()).hexdigest()
-    return out
+    """``{file name: sha256}`` of every file in ``directory``."""
+    names = sorted(os.listdir(directory))
+    return {name: checkpoint.file_sha256(os.path.join(directory, name)) for name in names}
 
 
 # hyper-parameters a resumed run takes from its checkpoint, not from the command line
