@@ -15,6 +15,7 @@ sys.path.insert(0, HERE)
 
 import compare  # noqa: E402
 import data  # noqa: E402
+import evaluate  # noqa: E402
 import scores  # noqa: E402
 import tlm  # noqa: E402
 import train  # noqa: E402
@@ -141,7 +142,9 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
     assert os.path.getsize(os.path.join(out, "mh_epochs.png")) > 10_000
     for row in result["table"]:
         assert row["bleu_interval"]["lo"] <= row["bleu_interval"]["hi"]
-    assert len(result["differences"]) == 4 * 4  # each MH row against each other row
+    # each MH row against each non-MH row, and the other three against MH norm
+    assert len(result["differences"]) == 4 * 4 + 3
+    assert "MH raw - MH norm" in result["differences"]
     with open(os.path.join(out, "outputs.json"), encoding="utf-8") as handle:
         outputs = json.load(handle)
     assert len(outputs["references"]) == len(outputs["sources"]) == 5
@@ -150,6 +153,22 @@ def test_training_is_deterministic_and_the_comparison_runs(tmp_path) -> None:
         for name, chains in outputs[label].items():
             assert len(chains) == (1 if name in methods[:2] else 2)
             assert all(len(c) == 5 for c in chains)
+
+    # evaluate.py runs the same decoders on the same verses: the same BLEU, to the digit
+    quick = str(tmp_path / "quick.json")
+    assert evaluate.main(["--model", first, "--split", "test", "--sentences", "5",
+                          "--max-pieces", "32", "--json", quick]) == 0  # fmt: skip
+    with open(quick, encoding="utf-8") as handle:
+        rows = json.load(handle)["rows"]
+    assert [(r["method"], r["length"]) for r in rows] == [
+        (m, length) for length in ("predicted", "oracle") for m in methods[:2]
+    ]
+    for row in rows:
+        same = next(r for r in result["table"]
+                    if (r["method"], r["length"]) == (row["method"], row["length"]))  # fmt: skip
+        assert (row["bleu"], row["chrf"]) == (same["bleu"], same["chrf"])
+    with pytest.raises(SystemExit, match="cannot load the model"):
+        evaluate.main(["--model", str(tmp_path / "missing")])
 
 
 def test_pinc_counts_new_ngrams() -> None:
@@ -243,3 +262,11 @@ def test_style_transfer_pipeline_end_to_end(tmp_path) -> None:
     with open(os.path.join(out, "outputs.json"), encoding="utf-8") as handle:
         outputs = json.load(handle)
     assert len(outputs["sources"]) == 4
+    # the fast decoders on the dev books (model selection): source copy first, PINC 0
+    quick = str(tmp_path / "dev.json")
+    assert evaluate.main(["--model", model, "--sentences", "4", "--json", quick]) == 0
+    with open(quick, encoding="utf-8") as handle:
+        dev = json.load(handle)
+    assert dev["split"] == "dev" and dev["sentences"] == 4
+    assert dev["rows"][0]["method"] == "source copy" and dev["rows"][0]["pinc"] == 0.0
+    assert all(0.0 <= r["pinc"] <= 100.0 for r in dev["rows"])

@@ -7,7 +7,7 @@ A training checkpoint is a model directory (``tlm.save``) plus two files:
 - ``training_state.safetensors``: AdamW's moments (``exp_avg.i``, ``exp_avg_sq.i`` and
   ``step.i`` for parameter ``i``), the data order still to be drawn this epoch
   (``order``), and the two random states (``generator``: batch order and masking;
-  ``torch_rng``: dropout).
+  ``torch_rng``: dropout on the CPU; ``cuda_rng`` too when trained on a GPU).
 
 The learning rate is a function of the step alone (``train.rate``), so the step is the
 schedule's whole state. With ``dtype=torch.float32`` (the default), resuming is
@@ -92,11 +92,14 @@ def save(
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on the GPU
+        tensors["cuda_rng"] = torch.cuda.get_rng_state()
     state = optimizer.state_dict()["state"]
     for index, entry in state.items():
-        tensors[f"exp_avg.{index}"] = entry["exp_avg"].to(dtype).contiguous()
-        tensors[f"exp_avg_sq.{index}"] = entry["exp_avg_sq"].to(dtype).contiguous()
-        tensors[f"step.{index}"] = torch.as_tensor(entry["step"], dtype=torch.float32).reshape(1)
+        tensors[f"exp_avg.{index}"] = entry["exp_avg"].to("cpu", dtype).contiguous()
+        tensors[f"exp_avg_sq.{index}"] = entry["exp_avg_sq"].to("cpu", dtype).contiguous()
+        step = torch.as_tensor(entry["step"], dtype=torch.float32)
+        tensors[f"step.{index}"] = step.cpu().reshape(1)
     save_file(tensors, os.path.join(partial, STATE_TENSORS))
     meta = {
         **meta,
@@ -138,4 +141,6 @@ def load(directory: str, optimizer: torch.optim.Optimizer, generator: torch.Gene
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     generator.set_state(tensors["generator"])
     torch.set_rng_state(tensors["torch_rng"])
+    if "cuda_rng" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda_rng"])
     return [int(i) for i in tensors["order"].tolist()]

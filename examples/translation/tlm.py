@@ -148,7 +148,8 @@ def save(
     os.makedirs(directory, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    save_file(predictor.state_dict(), os.path.join(directory, "length_predictor.safetensors"))
+    weights = {name: t.detach().cpu() for name, t in predictor.state_dict().items()}
+    save_file(weights, os.path.join(directory, "length_predictor.safetensors"))
     with open(os.path.join(directory, "translation.json"), "w", encoding="utf-8") as handle:
         json.dump({**asdict(layout), "target_ids": list(layout.target_ids), "task": task}, handle)
 

