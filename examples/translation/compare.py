@@ -54,8 +54,8 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from checkpoint import file_sha256
-from evaluate import masked_targets, predicted_lengths, style_transfer, texts, verses
-from scores import bleu, bootstrap_bleu, chrf, pinc, sentence_bleu
+from evaluate import masked_targets, predicted_lengths, scores, style_transfer, texts, verses
+from scores import bleu, bootstrap_bleu, sentence_bleu
 from tlm import Translator
 
 from pyro_mlm import MLMEnergy, Target
@@ -143,17 +143,14 @@ def evaluate_length_setting(
     outputs: dict[str, torch.Tensor] = {}  # method -> candidate rows [B, n, L]
     hypotheses: dict[str, list[list[str]]] = {}  # method -> texts per chain
     norm = MLMEnergy(translator.mlm, "norm")
-    source_texts = [d[3] for d in data]
-    novelty = style_transfer(translator)
-    if novelty:  # the baseline a style-transfer system must beat: the source unchanged
-        hypotheses["source copy"] = [source_texts]
+    if style_transfer(translator):  # the baseline a style-transfer system must beat
+        hypotheses["source copy"] = [[d[3] for d in data]]  # the source unchanged
         rows.append(
             {
                 "method": "source copy", "length": label,
-                "bleu": bleu(source_texts, references), "bleu_lowest_energy": None,
-                "chrf": chrf(source_texts, references), "pinc": pinc(source_texts, source_texts),
-                "bleu_multi": bleu(source_texts, references, "none"), "acceptance": None,
-                "novel": None, "energy_norm": None, "seconds": 0.0,
+                **scores(translator, data, hypotheses["source copy"]),
+                "bleu_lowest_energy": None, "acceptance": None, "novel": None,
+                "energy_norm": None, "seconds": 0.0,
             }
         )  # fmt: skip
 
@@ -165,18 +162,14 @@ def evaluate_length_setting(
             {
                 "method": name,
                 "length": label,
-                "bleu": bleu(hyps, references),
+                **scores(translator, data, [hyps]),
                 "bleu_lowest_energy": None,
-                "chrf": chrf(hyps, references),
                 "acceptance": None,
                 "novel": None,
                 "energy_norm": float(norm(filled, free).mean()),
                 "seconds": seconds,
             }
         )
-        if novelty:
-            rows[-1]["pinc"] = pinc(source_texts, hyps)
-            rows[-1]["bleu_multi"] = bleu(hyps, references, "none")
 
     t0 = time.perf_counter()
     start = warm_start(translator.mlm, tokens, free)
@@ -214,9 +207,10 @@ def evaluate_length_setting(
         final = out["tokens"][-1]  # [B, chains, L]
         per_epoch = [[texts(translator, epoch[:, c]) for c in range(args.chains)]
                      for epoch in out["tokens"]]  # fmt: skip
-        per_epoch_bleu = [float(np.mean([bleu(h, references) for h in chains]))
-                          for chains in per_epoch]  # fmt: skip
         per_chain = per_epoch[-1]
+        final_scores = scores(translator, data, per_chain)
+        per_epoch_bleu = [float(np.mean([bleu(h, references) for h in chains]))
+                          for chains in per_epoch[:-1]] + [final_scores["bleu"]]  # fmt: skip
         best = out["energies"][-1].argmin(-1)
         lowest = texts(translator, final[torch.arange(len(data)), best])
         traces[name] = {
@@ -230,9 +224,8 @@ def evaluate_length_setting(
             {
                 "method": name,
                 "length": label,
-                "bleu": per_epoch_bleu[-1],
+                **final_scores,
                 "bleu_lowest_energy": bleu(lowest, references),
-                "chrf": float(np.mean([chrf(h, references) for h in per_chain])),
                 "acceptance": out["acceptance"],
                 "novel": out["novel"],
                 "energy_norm": float(norm(final.reshape(-1, final.shape[-1]),
@@ -240,10 +233,6 @@ def evaluate_length_setting(
                 "seconds": seconds,
             }
         )  # fmt: skip
-        if novelty:
-            rows[-1]["pinc"] = float(np.mean([pinc(source_texts, h) for h in per_chain]))
-            rows[-1]["bleu_multi"] = float(np.mean([bleu(h, references, "none")
-                                                    for h in per_chain]))  # fmt: skip
         print(
             f"  {label:9} {name:18} BLEU {rows[-1]['bleu']:6.2f}  acc {out['acceptance']:.3f}"
             f"  novel {out['novel']:.3f}  {seconds:.0f}s",

@@ -18,9 +18,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -101,14 +102,22 @@ def decode(
 
 
 def scores(
-    translator: Translator, data: Sequence[Verse], hypotheses: Sequence[str]
+    translator: Translator, data: Sequence[Verse], chains: Sequence[Sequence[str]]
 ) -> dict[str, float]:
-    """BLEU and chrF against the references; PINC against the source for style transfer."""
+    """Each metric averaged over ``chains`` (one hypothesis list per chain, aligned with
+    ``data``): ``bleu`` and ``chrf`` against the references; for style transfer also
+    ``pinc`` against the sources and ``bleu_multi`` (BLEU on white-space tokens, as
+    Carlson et al. score)."""
     references = [d[1] for d in data]
-    row = {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references)}
+    metrics: dict[str, Callable[[Sequence[str]], float]] = {
+        "bleu": lambda h: bleu(h, references),
+        "chrf": lambda h: chrf(h, references),
+    }
     if style_transfer(translator):
-        row["pinc"] = pinc([d[3] for d in data], hypotheses)
-    return row
+        sources = [d[3] for d in data]
+        metrics["pinc"] = lambda h: pinc(sources, h)
+        metrics["bleu_multi"] = lambda h: bleu(h, references, "none")
+    return {name: float(np.mean([metric(h) for h in chains])) for name, metric in metrics.items()}
 
 
 def evaluate(translator: Translator, data: Sequence[Verse]) -> list[dict[str, Any]]:
@@ -116,13 +125,13 @@ def evaluate(translator: Translator, data: Sequence[Verse]) -> list[dict[str, An
     for style transfer)."""
     rows: list[dict[str, Any]] = []
     if style_transfer(translator):
-        copy = scores(translator, data, [d[3] for d in data])
+        copy = scores(translator, data, [[d[3] for d in data]])
         rows.append({"method": "source copy", "length": "-", **copy})
     predicted = predicted_lengths(translator, data)
     for label, lengths in (("predicted", predicted), ("oracle", [d[2] for d in data])):
         for method, hypotheses in decode(translator, data, lengths).items():
             rows.append({"method": method, "length": label,
-                         **scores(translator, data, hypotheses)})  # fmt: skip
+                         **scores(translator, data, [hypotheses])})  # fmt: skip
     return rows
 
 
