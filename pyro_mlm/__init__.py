@@ -33,7 +33,7 @@ _EXPORTS = {
     "plot_energy_trace": "pyro_mlm.plots",
     "potential_fn": "pyro_mlm.potential",
     "summary": "pyro_mlm.diagnostics",
-    "to_inference_data": "pyro_mlm.diagnostics",
+    "to_inference_data": "pyro_mlm.conversion",
 }
 
 __all__ = [
@@ -57,7 +57,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pyro_mlm.diagnostics import summary, to_inference_data
+    from pyro_mlm.conversion import to_inference_data
+    from pyro_mlm.diagnostics import summary
     from pyro_mlm.energy import Evaluation, MLMEnergy
     from pyro_mlm.kernel import SamplerKernel
     from pyro_mlm.masked import MaskedGibbs, MaskedMH

@@ -1,4 +1,4 @@
-"""Pyro 1.9.2's parallel chains, made to start each chain from its own row.
+"""Pyro 1.9.2's chains: parallel workers that start from their own row, vectorised chains.
 
 ``MCMC(num_chains=P)`` with enough cores runs chains in worker processes. Its
 ``_MultiSampler`` builds one ``_Worker`` per chain, and each assigns its row of
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import sys
 from types import FrameType
+
+import torch
+from torch.distributions.transforms import Transform
 
 
 def _pyro_worker_chain(frame: FrameType | None, depth: int) -> int | None:
@@ -38,3 +41,31 @@ def calling_pyro_worker() -> int | None:
 def pyro_worker_index() -> int | None:
     """Chain id when ``setup`` runs inside a pyro parallel worker (``_Worker.run``)."""
     return _pyro_worker_chain(sys._getframe(1), depth=8)
+
+
+class ChainsFirst(Transform):
+    r"""Vectorised chains as Pyro chains: ``[P, S, C, *event]`` samples become ``[P*C, S, *event]``.
+
+    ``pyro.infer.MCMC`` stacks a site's draws as ``[P, S, *site_shape]`` (``P`` Pyro
+    chains, ``S`` draws) and then applies ``kernel.transforms[site].inv``. A kernel with
+    ``C`` vectorised chains has sites of shape ``[C, *event]``; folding ``C`` into the
+    chain axis (Pyro chain ``p``, vectorised chain ``c`` become chain ``p * C + c``)
+    makes ``get_samples(group_by_chain=True)``, ``MCMC.summary()`` (R-hat across chains)
+    and ``arviz.from_pyro`` see every chain. Samples of an unvectorised site
+    (``[P, S, *event]``) pass unchanged. Not a change of support: ``_call`` is the identity.
+    """
+
+    bijective = False
+
+    def __init__(self, event_dim: int) -> None:
+        super().__init__()
+        self.site_event_dim = event_dim
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _inverse(self, y: torch.Tensor) -> torch.Tensor:
+        if y.dim() != self.site_event_dim + 3:
+            return y
+        pyro_chains, draws, chains = y.shape[:3]
+        return y.transpose(1, 2).reshape(pyro_chains * chains, draws, *y.shape[3:])

@@ -1,9 +1,8 @@
-"""ArviZ bridge: InferenceData from a finished run, and convergence summaries.
+"""ArviZ InferenceData from per-draw arrays, and convergence summaries.
 
-Token ids are integers and permutation-invariant labels, so R-hat and ESS are computed
-on float summaries of the chain instead: the energy and the Hamming distance to the
-chain's start. (Pyro's ``MCMC.summary()`` calls ``.var()`` on integer sites and
-``arviz.from_pyro`` needs a trace-based kernel; neither fits this sampler.)
+Token ids are permutation-invariant labels, so the library's R-hat and ESS are computed
+on float summaries of the chain: the energy and the Hamming distance to the chain's
+start. A ``pyro.infer.MCMC`` run is converted by :mod:`pyro_mlm.conversion`.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ import numpy as np
 import torch
 
 SUMMARY_VARS = ("energy", "hamming")
+TEXT_VARS = ("sequence", "free_region")  # per-draw strings: posterior coordinates
+STAT_VARS = ("lp", "acceptance_rate", "is_novel", "accept_prob", "rows", "seconds", "swap_rate")
 MIN_DRAWS = 4  # ArviZ's R-hat and ESS need at least 4 draws per chain
 
 
@@ -41,97 +42,27 @@ def _arviz_major() -> int:
     return int(_arviz().__version__.split(".")[0])
 
 
-def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
-    """Per-draw arrays ``[chain, draw, ...]`` from a finished ``pyro.infer.MCMC`` run.
-
-    Chains are pyro's chains times the kernel's vectorised chains (pyro chain ``p``,
-    vectorised chain ``c`` becomes chain ``p * C + c``).
-    """
-    from pyro_mlm.kernel import SamplerKernel
-
-    if not isinstance(getattr(mcmc, "kernel", None), SamplerKernel):
-        raise TypeError(
-            "to_inference_data expects a pyro.infer.MCMC that ran a pyro_mlm kernel "
-            "(MaskedMH or MaskedGibbs, or any SamplerKernel), "
-            f"got {type(mcmc).__name__}"
-        )
-    diags = getattr(mcmc, "_diagnostics", None)
-    if not diags or any(d is None for d in diags) or mcmc._samples is None:
-        raise ValueError("the MCMC has no samples yet: call mcmc.run() first")
-    tokens = mcmc.get_samples(group_by_chain=True)["tokens"]  # [P, S, (C,) L]
-    if tokens.dim() == 3:
-        tokens = tokens.unsqueeze(2)
-    pyro_chains, draws, chains, length = tokens.shape
-    tokens = tokens.permute(0, 2, 1, 3).reshape(pyro_chains * chains, draws, length)
-
-    def stacked(key: str) -> np.ndarray:
-        rows = [d[key].reshape(draws, chains).T for d in diags]  # [C, S] each
-        return torch.cat(rows).double().numpy()
-
-    start = torch.cat([d["initial_tokens"].reshape(chains, length) for d in diags])
-    distance = hamming(tokens, start.unsqueeze(1))
-    temperature = float(diags[0]["temperature"])
-    energy = stacked("energy")
-    mlm = mcmc.kernel.energy.mlm
-    sequence = np.array([[mlm.decode(row) for row in chain] for chain in tokens], dtype=object)
-    return {
-        "tokens": tokens.numpy(),
-        "sequence": sequence,
-        "energy": energy,
-        "hamming": distance.double().numpy(),
-        "lp": log_density(energy, temperature),
-        "acceptance_rate": stacked("acceptance_rate"),
-        "is_novel": stacked("is_novel"),
-        "accept_prob": stacked("accept_prob"),
-        **{k: stacked(k) for k in ("rows", "seconds") if diags[0][k].numel()},
-    }
-
-
-def to_inference_data(mcmc: Any) -> Any:
-    """ArviZ ``InferenceData`` of a ``MaskedMH`` / ``MaskedGibbs`` run.
-
-    Groups
-    ------
-    posterior
-        ``tokens`` (chain, draw, position) int64; ``sequence`` (the decoded text);
-        ``energy`` (total energy, not
-        divided by temperature); ``hamming`` (positions differing from the chain's
-        start).
-    sample_stats
-        ``lp`` (:math:`-E/T`, the log target up to a constant; ``-energy`` at
-        :math:`T = 1`), ``acceptance_rate`` and ``is_novel`` (fractions of the
-        draw's proposals accepted / accepted and new), ``accept_prob`` (mean
-        :math:`\\min(1, \\alpha)`).
-
-    >>> idata = to_inference_data(mcmc)                          # doctest: +SKIP
-    >>> summary(idata)                                          # doctest: +SKIP
-    """
-    data = draws_by_chain(mcmc)
-    first = torch.as_tensor(data["tokens"][0, 0])
-    return inference_data_from_draws(data, residue=mcmc.kernel.energy.mlm.residue_numbers(first))
-
-
 def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) -> Any:
     """ArviZ ``InferenceData`` from per-draw arrays ``[chain, draw, ...]``.
 
-    ``data`` holds ``tokens``, ``energy`` and ``hamming`` and any of ``sequence`` and
-    ``free_region`` (strings) for the posterior, and any of ``lp``,
-    ``acceptance_rate``, ``is_novel``, ``accept_prob`` (sample stats), as
-    :func:`draws_by_chain` returns them or as the command line reads them back from
-    ``samples.jsonl``. ``residue [L]``, when given, becomes a coordinate of the
-    ``position`` axis: the 1-based content numbering that ``--free`` uses (0 at
+    ``data`` holds ``tokens``, ``energy`` and ``hamming`` (the numeric posterior
+    variables, stored as float64: token ids stay exact, and ArviZ's rank plot, which
+    fails on an integer variable that never changes such as a special token's id,
+    ranks them as it ranks any float) and any of ``sequence`` and ``free_region`` (strings), and any of
+    ``lp``, ``acceptance_rate``, ``is_novel``, ``accept_prob``, ``rows``, ``seconds``,
+    ``swap_rate`` (sample stats), as :func:`pyro_mlm.conversion.draws_by_chain` returns
+    them or as the command line reads them back from ``samples.jsonl``. The strings
+    become coordinates over ``(chain, draw)`` of the posterior, not variables, so
+    ArviZ's defaults (``az.summary``, ``az.rhat``, ``az.plot_trace``, ...) compute on
+    the numeric variables alone. ``residue [L]``, when given, becomes a coordinate of
+    the ``position`` axis: the 1-based content numbering that ``--free`` uses (0 at
     special tokens).
     """
     missing = {"tokens", "energy", "hamming"} - set(data)
     if missing:
         raise ValueError(f"draws lack {sorted(missing)}")
-    variables = ("tokens", "sequence", "free_region", "energy", "hamming")
-    posterior = {k: np.asarray(data[k]) for k in variables if k in data}
-    for key in ("sequence", "free_region"):
-        if key in posterior:  # fixed-width unicode, which netCDF stores without pickling
-            posterior[key] = posterior[key].astype(str)
-    names = ("lp", "acceptance_rate", "is_novel", "accept_prob", "rows", "seconds", "swap_rate")
-    stats = {k: np.asarray(data[k]) for k in names if k in data}
+    posterior = {k: np.asarray(data[k], dtype=np.float64) for k in ("tokens", "energy", "hamming")}
+    stats = {k: np.asarray(data[k]) for k in STAT_VARS if k in data}
     dims = {"tokens": ["position"]}
     az = _arviz()
     with warnings.catch_warnings():
@@ -141,9 +72,12 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
             idata = az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
         else:
             idata = az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
+    # fixed-width unicode, which netCDF stores without pickling
+    text = {k: (("chain", "draw"), np.asarray(data[k]).astype(str)) for k in TEXT_VARS if k in data}
     if residue is not None:
-        numbers = np.asarray(residue, dtype=np.int64)
-        idata.posterior = idata.posterior.assign_coords(residue=("position", numbers))
+        text["residue"] = ("position", np.asarray(residue, dtype=np.int64))
+    if text:
+        idata.posterior = idata.posterior.assign_coords(text)
     return idata
 
 

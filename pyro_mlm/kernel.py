@@ -2,7 +2,14 @@
 
 ``initial_params={"tokens": LongTensor[L]}`` runs one chain; ``LongTensor[C, L]``
 runs ``C`` vectorised chains through the same forward passes. One ``sample()`` call
-is one sweep of the sampler (:mod:`pyro_mlm.samplers`). The shell holds the Pyro
+is one sweep of the sampler (:mod:`pyro_mlm.samplers`). Each draw has three sites, so
+that Pyro's ``MCMC.summary()`` / ``diagnostics()`` and ``arviz.from_pyro`` work with
+their defaults: ``energy`` (the total energy, not divided by the temperature),
+``hamming`` (positions differing from the chain's start) and ``tokens``, all float64
+(token ids are exact integers; Pyro's statistics take the mean of every site, which
+an integer tensor refuses). Vectorised chains become Pyro chains in the samples
+(:class:`~pyro_mlm._pyro_parallel.ChainsFirst`): ``get_samples(group_by_chain=True)``
+is ``[P * C, draws, ...]`` for ``P`` Pyro chains of ``C`` vectorised chains. The shell holds the Pyro
 contract, the parallel-chain fix, a ``torch.Generator`` seeded from torch's global
 generator at ``setup`` (so ``pyro.set_rng_seed`` fixes a run), records for ArviZ, and
 checkpoints; records and checkpoints are generic over the sampler's ``NamedTuple``
@@ -19,7 +26,8 @@ from typing import Any
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
-from pyro_mlm._pyro_parallel import calling_pyro_worker, pyro_worker_index
+from pyro_mlm._pyro_parallel import ChainsFirst, calling_pyro_worker, pyro_worker_index
+from pyro_mlm.diagnostics import hamming
 from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.potential import ExtraPotential, mlm_model
 from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
@@ -103,7 +111,12 @@ class SamplerKernel(MCMCKernel):
         self.extra_potential = extra_potential
         self.options = options
         self.target = Target(energy, [] if extra_potential is None else [extra_potential])
-        self.transforms: dict[str, Any] = {}
+        # not transforms of a support: they fold vectorised chains into Pyro's chains
+        self.transforms: dict[str, Any] = {
+            "tokens": ChainsFirst(event_dim=1),
+            "energy": ChainsFirst(event_dim=0),
+            "hamming": ChainsFirst(event_dim=0),
+        }
         self.model: Any = None
         self.sampler: SweepSampler | None = None
         self.last_sweep: SweepInfo | None = None
@@ -125,8 +138,7 @@ class SamplerKernel(MCMCKernel):
                 "initial_params={'tokens': mlm.encode(text)} (or a [C, L] batch for C "
                 "vectorised chains) to pyro.infer.MCMC"
             )
-        tokens = self._initial if self._vectorised else self._initial[0]
-        return {"tokens": tokens.cpu()}
+        return self._sites(self._initial) if self._state is None else self._sites()
 
     @initial_params.setter
     def initial_params(self, params: dict[str, torch.Tensor]) -> None:
@@ -190,7 +202,7 @@ class SamplerKernel(MCMCKernel):
         """One sweep of the sampler in every chain."""
         assert self.sampler is not None
         current = self._current_tokens()
-        tokens = params["tokens"].reshape(current.shape).to(current.device)
+        tokens = params["tokens"].reshape(current.shape).to(current.device, torch.long)
         if not torch.equal(tokens, current):  # pyro handed back tokens we did not produce
             beta = getattr(self._state, "beta", None)
             fresh = self.sampler.init(check_tokens(tokens, self.energy.mlm), beta)
@@ -214,8 +226,7 @@ class SamplerKernel(MCMCKernel):
             self._records.setdefault("seconds", []).append(seconds)
             for name, value in info._asdict().items():
                 self._records.setdefault(name, []).append(value.cpu())
-        out = self._current_tokens().cpu()
-        return {"tokens": out if self._vectorised else out[0]}
+        return self._sites()
 
     def logging(self) -> OrderedDict[str, str]:
         n = max(self._counts["proposals"], 1)
@@ -306,6 +317,20 @@ class SamplerKernel(MCMCKernel):
     def _set_state(self, state: Any) -> None:
         self._state = state
         self._energy = None
+
+    def _sites(self, tokens: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The draw's sites (current state, or just ``tokens``), shaped as the user's start."""
+        if tokens is not None:
+            sites = {"tokens": tokens}
+        else:
+            current = self._current_tokens()
+            assert self._initial is not None
+            sites = {
+                "tokens": current.double(),
+                "energy": self.current_energy.double(),
+                "hamming": hamming(current, self._initial).double(),
+            }
+        return {k: (v if self._vectorised else v[0]).cpu() for k, v in sites.items()}
 
     def _current_tokens(self) -> torch.Tensor:
         assert self._state is not None

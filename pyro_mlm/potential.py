@@ -5,10 +5,11 @@ Pyro's potential energy is :math:`U(X) = -\log \tilde p(X)`; here
 .. math::  U(X) = \big(E_\text{MLM}(X) + E_\text{extra}(X)\big) / T,
 
 where :math:`E_\text{extra}` is an optional extra potential (a product of experts:
-an attribute classifier, a constraint; ``+inf`` forbids a sequence). The model puts
-a uniform prior over proposable tokens at the free positions, keeps the others fixed,
-and adds ``pyro.factor(-U)``, so its trace log density is :math:`-U(X)` plus the
-constant :math:`-|F| \log K`.
+an attribute classifier, a constraint; ``+inf`` forbids a sequence). The model has one
+site, ``tokens``, drawn from :class:`TargetTokens`: its ``sample`` is uniform over the
+proposable tokens at the free positions (the others fixed), and its ``log_prob`` is
+:math:`-U(X) - |F| \log K`, so the trace log density is :math:`-U` plus a constant. The
+model has no observed site, so ``arviz.from_pyro`` finds no likelihood to evaluate.
 """
 
 from __future__ import annotations
@@ -98,17 +99,29 @@ def potential_fn(
     return Potential(energy, free, extra_potential)
 
 
+class TargetTokens(MaskedUniformTokens):
+    """:class:`MaskedUniformTokens` whose ``log_prob`` adds :math:`-U(X)`: the target's density.
+
+    ``sample`` still draws from the uniform prior (a proposal, not the target: the
+    samplers draw from the target).
+    """
+
+    def __init__(self, prior: MaskedUniformTokens, potential: Potential) -> None:
+        super().__init__(prior.context, prior.free, prior.proposable_ids)
+        self.potential = potential
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value) - self.potential({"tokens": value})
+
+
 class MLMModel:
     """The Pyro model of :func:`mlm_model` (a picklable callable)."""
 
     def __init__(self, prior: MaskedUniformTokens, potential: Potential) -> None:
-        self.prior = prior
-        self.potential = potential
+        self.target = TargetTokens(prior, potential)
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        tokens = pyro.sample("tokens", self.prior)
-        pyro.factor("mlm_energy", -self.potential({"tokens": tokens}))
-        return tokens
+        return pyro.sample("tokens", self.target)
 
 
 def mlm_model(
@@ -117,7 +130,7 @@ def mlm_model(
     free: object = None,
     extra_potential: ExtraPotential | None = None,
 ) -> MLMModel:
-    """A Pyro model whose ``tokens`` site has density :math:`\\propto e^{-U}` under the factor.
+    """A Pyro model whose ``tokens`` site has density :math:`\\propto e^{-U}` (:class:`TargetTokens`).
 
     ``context`` is a template sequence ``[L]`` or ``[C, L]``: its fixed positions are
     kept, its free positions are sampled.

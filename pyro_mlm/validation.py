@@ -28,7 +28,8 @@ def check_tokens(tokens: object, mlm: Vocabulary, name: str = "tokens") -> torch
     if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
         raise TypeError(
             f"{name} must hold integer token ids (torch.long), got dtype {tokens.dtype}; "
-            "use mlm.encode(text) or tokens.long() on exact integer values"
+            "use mlm.encode(text), or tokens.long() on exact integer values (the float64 "
+            "tokens of mcmc.get_samples())"
         )
     tokens = tokens.long()
     if tokens.dim() == 0 or tokens.shape[-1] == 0:

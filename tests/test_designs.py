@@ -92,9 +92,9 @@ def test_marginals_logo_and_diversity(design_run) -> None:
     assert np.allclose([float(r["entropy_bits"]) for r in rows], entropy_bits(freq), atol=1e-3)
     pairs = [int((a != b).sum()) for a, b in itertools.combinations(words, 2)]
     assert mean_pairwise_hamming(freq, len(words)) == pytest.approx(np.mean(pairs))
-    with open(f"{directory}/summary.csv", encoding="utf-8") as handle:
-        summary = handle.read()
-    assert f"diversity: distinct designs,{len({tuple(w) for w in words})}" in summary
+    with open(f"{directory}/diversity.csv", encoding="utf-8") as handle:
+        diversity = handle.read()
+    assert f"distinct designs,{len({tuple(w) for w in words})}" in diversity
     image = matplotlib.image.imread(f"{directory}/logo.png")
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 

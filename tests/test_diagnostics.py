@@ -22,14 +22,14 @@ def test_vectorised_chains_become_arviz_chains() -> None:
     mcmc = _mcmc(MaskedMH(MLMEnergy(mlm, temperature=2.0)), start)
     idata = to_inference_data(mcmc)
     post, stats = idata.posterior, idata.sample_stats
-    assert post["tokens"].shape == (3, 8, 5) and post["tokens"].dtype == np.int64
+    assert post["tokens"].shape == (3, 8, 5) and post["tokens"].dtype == np.float64
     assert post["tokens"].dims == ("chain", "draw", "position")
-    samples = mcmc.get_samples()["tokens"]  # [draw, chain, L]
-    np.testing.assert_array_equal(post["tokens"].values, samples.permute(1, 0, 2).numpy())
-    energy = MLMEnergy(mlm)(samples).T.double().numpy()
+    samples = mcmc.get_samples(group_by_chain=True)["tokens"].long()  # [chain, draw, L]
+    np.testing.assert_array_equal(post["tokens"].values, samples.numpy())
+    energy = MLMEnergy(mlm)(samples).double().numpy()
     np.testing.assert_allclose(post["energy"].values, energy, atol=1e-5)
     np.testing.assert_allclose(stats["lp"].values, -energy / 2.0, atol=1e-5)
-    hamming = (samples.permute(1, 0, 2) != start[:, None]).sum(-1).numpy()
+    hamming = (samples != start[:, None]).sum(-1).numpy()
     np.testing.assert_array_equal(post["hamming"].values, hamming)
     for name in ("acceptance_rate", "is_novel", "accept_prob"):
         values = stats[name].values

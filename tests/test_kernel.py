@@ -80,8 +80,9 @@ def test_gibbs_costs_one_masked_row_per_chain_per_update(monkeypatch) -> None:
     kernel = MaskedGibbs(MLMEnergy(mlm), proposals_per_sample=1)
     kernel.initial_params = {"tokens": mlm.encode("a b c").repeat(5, 1)}
     kernel.setup(0)
+    params = kernel.initial_params  # the start's energy site: one evaluation, once per run
     counter.reset()
-    kernel.sample(kernel.initial_params)
+    kernel.sample(params)
     assert counter.calls[0] == 5  # the update; the rest is the per-draw energy record
     assert sum(counter.calls[1:]) == 5 * 3
 
@@ -104,7 +105,7 @@ def test_single_chain_returns_unbatched_tokens(mlm: MaskedLM) -> None:
     ids = mlm.encode("a b c")
     mcmc = _run(MaskedMH(MLMEnergy(mlm)), ids)
     samples = mcmc.get_samples()["tokens"]
-    assert samples.shape == (6, 5) and samples.dtype == torch.int64
+    assert samples.shape == (6, 5) and samples.dtype == torch.float64  # exact ids
     assert bool((samples[:, [0, -1]] == ids[[0, -1]]).all())
 
 
@@ -143,9 +144,10 @@ def test_per_chain_free_masks_with_different_sizes() -> None:
     free = torch.zeros(2, 6, dtype=torch.bool)
     free[0, 1] = True
     free[1, 2:5] = True
-    samples = _run(MaskedMH(MLMEnergy(mlm), free=free), tokens, samples=20).get_samples()["tokens"]
-    assert bool((samples[:, 0, 2:] == tokens[0, 2:]).all())
-    assert bool((samples[:, 1, :2] == tokens[1, :2]).all()) and samples[:, 1, 5].eq(3).all()
+    mcmc = _run(MaskedMH(MLMEnergy(mlm), free=free), tokens, samples=20)
+    samples = mcmc.get_samples(group_by_chain=True)["tokens"]  # [chain, draw, L]
+    assert bool((samples[0, :, 2:] == tokens[0, 2:]).all())
+    assert bool((samples[1, :, :2] == tokens[1, :2]).all()) and samples[1, :, 5].eq(3).all()
 
 
 def test_systematic_scan_visits_free_positions_in_order(mlm: MaskedLM) -> None:
@@ -168,14 +170,14 @@ def test_sample_restarts_from_tokens_it_did_not_produce(mlm: MaskedLM) -> None:
     out = kernel.sample({"tokens": other})
     assert int((out["tokens"] != other).sum()) <= 1
     assert kernel._state.energy.item() == pytest.approx(
-        MLMEnergy(mlm)(out["tokens"]).item(), abs=1e-5
+        MLMEnergy(mlm)(out["tokens"].long()).item(), abs=1e-5
     )
 
 
 # ------------------------------------------------------------------ Pyro contract
 def test_pyro_kernel_contract(mlm: MaskedLM) -> None:
     kernel = MaskedMH(MLMEnergy(mlm))
-    assert kernel.transforms == {}
+    assert set(kernel.transforms) == {"tokens", "energy", "hamming"}  # chain folds only
     mcmc = _run(kernel, mlm.encode("a b c").repeat(2, 1))
     diag = kernel.diagnostics()
     assert diag["divergences"] == []
@@ -193,10 +195,11 @@ def test_pyro_kernel_contract(mlm: MaskedLM) -> None:
 def test_energy_records_are_the_energies_of_the_draws(mlm: MaskedLM) -> None:
     kernel = MaskedGibbs(MLMEnergy(mlm, "raw"))
     mcmc = _run(kernel, mlm.encode("a b c").repeat(2, 1))
-    draws = mcmc.get_samples()["tokens"]
-    torch.testing.assert_close(
-        kernel.diagnostics()["energy"], MLMEnergy(mlm, "raw")(draws), atol=1e-5, rtol=0
-    )
+    draws = mcmc.get_samples(group_by_chain=True)["tokens"].long()  # [chain, draw, L]
+    expected = MLMEnergy(mlm, "raw")(draws).T
+    torch.testing.assert_close(kernel.diagnostics()["energy"], expected, atol=1e-5, rtol=0)
+    sites = mcmc.get_samples(group_by_chain=True)
+    torch.testing.assert_close(sites["energy"], expected.T.double(), atol=1e-5, rtol=0)
 
 
 # ------------------------------------------------------------------ bad input

@@ -4,7 +4,8 @@
 free region's text, the energy and the Hamming distance to the start; its
 ``position`` axis carries a ``residue`` coordinate numbered like ``--free`` (1-based
 over the sequence's content, 0 at special tokens). ``summary.csv`` holds the mean,
-sd, HDI, MCSE, bulk and tail ESS and R-hat of the energy and the Hamming distance.
+sd, HDI, MCSE, bulk and tail ESS and R-hat of the energy and the Hamming distance (the
+diagnostics table alone); ``diversity.csv`` the diversity of the draws.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pyro_mlm.designs import (
 from pyro_mlm.diagnostics import inference_data_from_draws, log_density, summary
 from pyro_mlm.plots import plot_energy_trace, plot_rank
 from pyro_mlm.run.spec import RunSpec
-from pyro_mlm.run.store import SAMPLES_FILE, read_draws
+from pyro_mlm.run.store import DIVERSITY_FILE, SAMPLES_FILE, read_draws
 from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
@@ -91,9 +92,10 @@ def write_report(
         designs, diversity = write_design_files(
             directory, data, free.cpu().numpy(), begin, vocab, experts
         )
-        for name, value in diversity.items():
-            table.loc[f"diversity: {name}", "mean"] = value
         table.to_csv(os.path.join(directory, "summary.csv"))
+        with open(os.path.join(directory, DIVERSITY_FILE), "w", encoding="utf-8") as out:
+            out.write("quantity,value\n")
+            out.writelines(f"{name},{value:.6g}\n" for name, value in diversity.items())
     return RunResult(
         directory=directory,
         draws=draws,

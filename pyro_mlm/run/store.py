@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE = "run.json", "samples.jsonl", "checkpoint.pt"
+DIVERSITY_FILE = "diversity.csv"
 REPORT_FILES = (
     "posterior.nc",
     "summary.csv",
+    DIVERSITY_FILE,
     "trace.png",
     "rank.png",
     "designs.csv",
