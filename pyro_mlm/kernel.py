@@ -222,7 +222,6 @@ class SamplerKernel(MCMCKernel):
         self._t += 1
         if self._t > self._warmup_steps:
             seconds = torch.full(info.rows.shape, time.perf_counter() - tick)
-            self._records.setdefault("energy", []).append(self.current_energy.cpu())
             self._records.setdefault("seconds", []).append(seconds)
             for name, value in info._asdict().items():
                 self._records.setdefault(name, []).append(value.cpu())
@@ -244,13 +243,15 @@ class SamplerKernel(MCMCKernel):
     def diagnostics(self) -> dict[str, Any]:
         """Acceptance rates after warm-up, ``divergences: []`` and the per-draw records.
 
-        Records are tensors ``[draws, C]``: ``energy`` (total, untempered) and every
-        field of the sampler's sweep info (``accept_prob``, ``acceptance_rate``,
+        The energy is not here: it is a sample site (``mcmc.get_samples()["energy"]``),
+        and ``MCMC.diagnostics()`` would let a record of the same name hide its R-hat.
+
+        Records are tensors ``[draws, C]``: every field of the sampler's sweep info (``accept_prob``, ``acceptance_rate``,
         ``is_novel``, ``rows``, ...), and ``seconds``, the sweep's wall time.
         """
         n = max(self._counts["sample_proposals"], 1)
         records = {k: torch.stack(v) for k, v in self._records.items()}
-        for name in ("energy", "seconds", *SweepInfo._fields):
+        for name in ("seconds", *SweepInfo._fields):
             records.setdefault(name, torch.empty(0))
         return {
             "divergences": [],

@@ -189,20 +189,29 @@ class Packaged:
 
     load: Callable[[str | torch.device, torch.dtype], MaskedLM]
     vocabulary: Callable[[], Vocabulary]
+    package: str  # the wheel that ships it
+
+    def check_installed(self) -> None:
+        """A ``ValueError`` naming the pip command when the wheel is missing (no torch)."""
+        package_dir(self.package)
 
     def __call__(self, device: str | torch.device, dtype: torch.dtype) -> MaskedLM:
         return self.load(device, dtype)
 
 
 PACKAGED: dict[str, Packaged] = {
-    "antiberty": Packaged(load_antiberty, antiberty_vocabulary),
+    "antiberty": Packaged(load_antiberty, antiberty_vocabulary, "antiberty"),
     "sapiens-h": Packaged(
-        lambda device, dtype: load_sapiens("H", device, dtype), lambda: sapiens_vocabulary("H")
+        lambda device, dtype: load_sapiens("H", device, dtype),
+        lambda: sapiens_vocabulary("H"),
+        "sapiens",
     ),
     "sapiens-l": Packaged(
-        lambda device, dtype: load_sapiens("L", device, dtype), lambda: sapiens_vocabulary("L")
+        lambda device, dtype: load_sapiens("L", device, dtype),
+        lambda: sapiens_vocabulary("L"),
+        "sapiens",
     ),
-    "rxnmapper": Packaged(load_rxnmapper, rxnmapper_vocabulary),
+    "rxnmapper": Packaged(load_rxnmapper, rxnmapper_vocabulary, "rxnmapper"),
 }
 
 

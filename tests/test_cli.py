@@ -319,3 +319,36 @@ def test_help_is_instant_and_there_is_a_version() -> None:
         [sys.executable, "-m", "pyro_mlm.cli", "--version"], capture_output=True, text=True
     )
     assert version.returncode == 0 and version.stdout.strip() == "pyro-mlm 0.1.0"
+
+
+def test_a_loaded_machine_gets_one_thread_and_says_so(monkeypatch, capsys) -> None:
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    try:
+        assert main(["score", "--model", "/nonexistent", "a"]) == 2
+        assert "load average (99.0) exceeds this machine's 2 cores" in capsys.readouterr().err
+        assert torch.get_num_threads() == 1
+        assert main(["score", "--model", "/nonexistent", "--threads", "2", "a"]) == 2
+        assert "load average" not in capsys.readouterr().err and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_missing_extra_is_reported_before_torch_loads() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nsys.modules['antiberty'] = None  # as if the extra were not installed\n"
+        "from pyro_mlm.cli import main\n"
+        "rc = main(['sample', '--sequence', 'EVQLV', '--free', 'all', '--out', 'x'])\n"
+        "assert rc == 2 and 'torch' not in sys.modules, (rc, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'antiberty==0.1.3'" in done.stderr

@@ -35,15 +35,16 @@ EXPERTS_HELP = (
     "'classifier:model=DIR;label=1;weight=1' (a sequence classifier's -log p)"
 )
 THREADS_HELP = (
-    "torch threads (default: the cores this process may use; give 1 per process when "
-    "several share the cores: 2 threads each on 2 shared cores ran 3-10x slower)"
+    "torch threads (default: the cores this process may use, or 1 when the load average "
+    "already exceeds them; give 1 per process when several share the cores: 2 threads "
+    "each on 2 shared cores ran 3-10x slower)"
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyro-mlm``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser(with_samplers=bool(argv) and argv[0] in ("sample", "optimize"))
+    parser = _parser()
     args = _finish_args(parser.parse_args(argv))
     try:
         _set_threads(args.threads)
@@ -67,25 +68,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _set_threads(threads: int | None) -> None:
-    """torch's intra-op threads: ``--threads``, or every core this process may use."""
+    """torch's intra-op threads: ``--threads``, else the cores this process may use, or one
+    thread (said on stderr) when the machine's load already exceeds those cores.
+
+    Several processes each running as many threads as there are cores ran 3-10x slower
+    here than one thread each. Without torch imported yet (so a bad input is reported
+    first), the count goes to ``OMP_NUM_THREADS``, which torch reads when it loads.
+    """
     import os
 
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
     if threads is None:
         affinity = getattr(os, "sched_getaffinity", None)
-        threads = len(affinity(0)) if affinity else (os.cpu_count() or 1)
-    elif threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
+        cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = cores
+        if cores > 1 and load > cores:
+            threads = 1
+            print(
+                f"note: the load average ({load:.1f}) exceeds this machine's {cores} cores, "
+                "so torch runs 1 thread (several processes with a thread per core each ran "
+                "3-10x slower here); --threads N overrides",
+                file=sys.stderr,
+            )
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
-    """The argument parser; the sampler registry (and torch) loads only for ``sample``."""
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser, built without importing torch (so ``--help`` is instant)."""
     models = ", ".join(sorted(PACKAGED))
     parser = argparse.ArgumentParser(
         prog="pyro-mlm",
@@ -147,7 +165,7 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
     r.add_argument("--address", help="Ray cluster to join (default: start a local instance)")
     r.add_argument("--gpus-per-worker", type=float, help="GPUs per Ray actor (default 0)")
     r.add_argument("--threads-per-worker", type=int, help="torch threads per actor (default 1)")
-    _sampler_arguments(s, with_samplers)
+    _sampler_arguments(s)
     s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
     s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")
     s.add_argument("--samples", type=int, help="kept sweeps per chain (default 100)")
@@ -173,7 +191,7 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
     o.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
     o.add_argument("--free", help=f"positions to optimise: {FREE_HELP}")
     o.add_argument("--energy", choices=["norm", "raw"], default="norm")
-    _sampler_arguments(o, with_samplers, annealable=True)
+    _sampler_arguments(o, annealable=True)
     o.add_argument("--chains", type=int, default=4, help="chains annealed side by side")
     o.add_argument("--sweeps", type=int, default=200, help="sweeps of the schedule")
     o.add_argument("--t-start", type=float, default=2.0, help="first temperature")
@@ -211,15 +229,12 @@ def _parser(with_samplers: bool = True) -> argparse.ArgumentParser:
 
 
 def _sampler_arguments(
-    parser: argparse.ArgumentParser, with_samplers: bool, annealable: bool = False
+    parser: argparse.ArgumentParser, annealable: bool = False
 ) -> None:
     """``--kernel`` with the registry's names, and every registered sampler's options."""
-    if not with_samplers:  # top-level --help: no need to import torch for the registry
-        parser.add_argument("--kernel", help="sampler: mh (default), block, gibbs, ...")
-        return
-    from pyro_mlm.samplers import SAMPLERS
+    from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS  # no torch
 
-    names = ["block", "mh", "metropolised"] if annealable else sorted(SAMPLERS)
+    names = list(ANNEALABLE) if annealable else sorted(SAMPLER_OPTIONS)
     parser.add_argument(
         "--kernel",
         choices=names,
@@ -229,10 +244,8 @@ def _sampler_arguments(
     )
     owners: dict[str, list[str]] = {}
     options: dict[str, Any] = {}
-    for name, cls in SAMPLERS.items():
-        if name not in names:
-            continue
-        for key, option in cls.OPTIONS.items():
+    for name in names:
+        for key, option in SAMPLER_OPTIONS[name].items():
             owners.setdefault(key, []).append(name)
             options.setdefault(key, option)
     group = parser.add_argument_group("sampler options")

@@ -32,6 +32,10 @@ RUN_DEFAULTS: dict[str, Any] = {
 
 
 def sample(args: argparse.Namespace) -> int:
+    from pyro_mlm.packaged import PACKAGED
+
+    if not args.resume and (args.model or RUN_DEFAULTS["model"]) in PACKAGED:
+        PACKAGED[args.model or RUN_DEFAULTS["model"]].check_installed()  # before torch loads
     from pyro_mlm.load import load_model, load_vocabulary, resolve_device
     from pyro_mlm.run.spec import prepare
 
@@ -147,11 +151,11 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
 
 def sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
     """The sampler options given on the command line, checked against ``kernel``'s own."""
-    from pyro_mlm.samplers import SAMPLERS
+    from pyro_mlm.samplers.options import SAMPLER_OPTIONS
 
     given = {k[len("opt_") :]: v for k, v in vars(args).items() if k.startswith("opt_")}
     given = {k: v for k, v in given.items() if v is not None}
-    own = SAMPLERS[kernel].OPTIONS
+    own = SAMPLER_OPTIONS[kernel]
     foreign = [k for k in given if k not in own]
     if foreign:
         flags = ", ".join("--" + k.replace("_", "-") for k in foreign)

@@ -106,14 +106,15 @@ class RunSpec:
             raise ValueError("a run needs at least one chain (one starting sequence)")
         if not isinstance(self.free, str):
             fail("free", "a string such as 'all' or '98-110'")
-        from pyro_mlm.samplers import SAMPLERS
+        from pyro_mlm.samplers.options import SAMPLER_OPTIONS
 
-        for name, choices in (("energy", ENERGIES), ("kernel", tuple(SAMPLERS)), ("scan", SCANS)):
+        kernels = tuple(SAMPLER_OPTIONS)
+        for name, choices in (("energy", ENERGIES), ("kernel", kernels), ("scan", SCANS)):
             if getattr(self, name) not in choices:
                 fail(name, "one of " + ", ".join(repr(c) for c in choices))
         if not isinstance(self.options, dict):
             fail("options", "a mapping of the sampler's settings")
-        known = SAMPLERS[self.kernel].OPTIONS
+        known = SAMPLER_OPTIONS[self.kernel]
         for key, value in self.options.items():
             if key not in known:
                 raise ValueError(

@@ -16,8 +16,11 @@ translation comparison all read it. A sampler is built from a
 How to add a sampler: write one module with a subclass of
 :class:`~pyro_mlm.samplers.base.SweepSampler` that sets ``name``, implements
 ``start`` (the state of some tokens) and ``propose`` (one proposal in every chain,
-returning the new state and a :class:`pyro_mlm.mh.MHInfo`), declares its settings in
-``OPTIONS`` (they become command-line flags), and add one line to ``SAMPLERS``. Its
+returning the new state and a :class:`pyro_mlm.mh.MHInfo`), declare its settings in
+:data:`pyro_mlm.samplers.options.SAMPLER_OPTIONS` (they become command-line flags; the
+class reads them as ``OPTIONS``), and add one line to ``_CLASSES`` below. This package
+imports its sampler modules (and torch) on first use of ``SAMPLERS`` or a class, so the
+command line's ``--help`` stays instant. Its
 state is a ``NamedTuple`` with ``tokens``, ``cursor`` and ``rows`` fields; the shells
 checkpoint and record it without knowing more. For example, a single-site MH whose
 proposal ignores the model (uniform over the proposable tokens, so
@@ -32,35 +35,67 @@ proposal ignores the model (uniform over the proposable tokens, so
 ...         pick = torch.multinomial(flat.exp(), 1, generator=generator).squeeze(-1)
 ...         zero = torch.zeros(len(current))
 ...         return Proposal(self.proposable[pick], zero, zero)
->>> SAMPLERS["uniform"] = UniformMH   # now --kernel uniform, MCMC and the tests know it
->>> del SAMPLERS["uniform"]
+>>> from pyro_mlm.samplers.options import SAMPLER_OPTIONS
+>>> SAMPLERS["uniform"] = UniformMH   # now MCMC (SamplerKernel) and build_sampler know it
+>>> SAMPLER_OPTIONS["uniform"] = {}   # and --kernel uniform, RunSpec and the tests
+>>> del SAMPLERS["uniform"], SAMPLER_OPTIONS["uniform"]
 """
 
 from __future__ import annotations
 
-from pyro_mlm.samplers.base import Option, SweepInfo, SweepSampler
-from pyro_mlm.samplers.block import BlockMH
-from pyro_mlm.samplers.gibbs import Gibbs, GibbsState
-from pyro_mlm.samplers.metropolised import MetropolisedMH
-from pyro_mlm.samplers.mh import MH
-from pyro_mlm.samplers.replica import ReplicaExchange
-from pyro_mlm.samplers.tuned import Tuned
+import importlib
+from typing import TYPE_CHECKING, Any
 
-SAMPLERS: dict[str, type[SweepSampler]] = {
-    "mh": MH,
-    "gibbs": Gibbs,
-    "block": BlockMH,
-    "metropolised": MetropolisedMH,
-    "replica-exchange": ReplicaExchange,
-    "tuned": Tuned,
+from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS, Option
+
+if TYPE_CHECKING:
+    from pyro_mlm.samplers.base import SweepInfo, SweepSampler
+    from pyro_mlm.samplers.block import BlockMH
+    from pyro_mlm.samplers.gibbs import Gibbs, GibbsState
+    from pyro_mlm.samplers.metropolised import MetropolisedMH
+    from pyro_mlm.samplers.mh import MH
+    from pyro_mlm.samplers.replica import ReplicaExchange
+    from pyro_mlm.samplers.tuned import Tuned
+
+    SAMPLERS: dict[str, type[SweepSampler]]
+
+# the registry: name -> (module, class), imported on first use
+_CLASSES = {
+    "mh": ("pyro_mlm.samplers.mh", "MH"),
+    "gibbs": ("pyro_mlm.samplers.gibbs", "Gibbs"),
+    "block": ("pyro_mlm.samplers.block", "BlockMH"),
+    "metropolised": ("pyro_mlm.samplers.metropolised", "MetropolisedMH"),
+    "replica-exchange": ("pyro_mlm.samplers.replica", "ReplicaExchange"),
+    "tuned": ("pyro_mlm.samplers.tuned", "Tuned"),
 }
+_EXPORTS = {
+    **{cls: module for module, cls in _CLASSES.values()},
+    "GibbsState": "pyro_mlm.samplers.gibbs",
+    "SweepInfo": "pyro_mlm.samplers.base",
+    "SweepSampler": "pyro_mlm.samplers.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SAMPLERS":
+        value: Any = {
+            key: getattr(importlib.import_module(module), cls)
+            for key, (module, cls) in _CLASSES.items()
+        }
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'pyro_mlm.samplers' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def build_sampler(name: str, target: object, free: object, **settings: object) -> SweepSampler:
     """``SAMPLERS[name](target, free, **settings)``; a wrong name or option is a ValueError."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; registered: {', '.join(sorted(SAMPLERS))}")
-    cls = SAMPLERS[name]
+    registry = __getattr__("SAMPLERS") if "SAMPLERS" not in globals() else globals()["SAMPLERS"]
+    if name not in registry:
+        raise ValueError(f"unknown sampler {name!r}; registered: {', '.join(sorted(registry))}")
+    cls = registry[name]
     common = {"scan", "proposal_temperature", "proposals_per_sweep"}
     unknown = sorted(set(settings) - common - set(cls.OPTIONS))
     if unknown:
@@ -68,12 +103,14 @@ def build_sampler(name: str, target: object, free: object, **settings: object) -
             f"sampler {name!r} takes no option {unknown}; its options: "
             f"{sorted(cls.OPTIONS) or 'none'}"
         )
-    return cls(target, free, **settings)  # type: ignore[arg-type]
+    return cls(target, free, **settings)  # type: ignore[no-any-return]
 
 
 __all__ = [
+    "ANNEALABLE",
     "MH",
     "SAMPLERS",
+    "SAMPLER_OPTIONS",
     "BlockMH",
     "Gibbs",
     "GibbsState",

@@ -15,13 +15,12 @@ A subclass sets ``name``, declares its extra ``OPTIONS`` and implements
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 
 from pyro_mlm.mh import MHInfo
+from pyro_mlm.samplers.options import Option
 from pyro_mlm.samplers.scan import SCANS, Scan, Sites, next_positions, sites_of
 from pyro_mlm.target import Target
 from pyro_mlm.validation import check_proposals, check_temperature
@@ -46,16 +45,6 @@ class SweepInfo(NamedTuple):
     acceptance_rate: torch.Tensor
     is_novel: torch.Tensor
     rows: torch.Tensor
-
-
-@dataclass(frozen=True)
-class Option:
-    """A sampler setting the command line exposes as ``--NAME`` (dashes for underscores)."""
-
-    parse: Callable[[str], Any]
-    default: Any
-    help: str
-    metavar: str | None = None
 
 
 class SweepSampler:

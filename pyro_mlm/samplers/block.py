@@ -34,35 +34,8 @@ import torch
 
 from pyro_mlm.mh import MHInfo, MHState, accept_moves, log_acceptance_ratio, uniform
 from pyro_mlm.proposals import draw, proposal_log_probs, token_log_prob
-from pyro_mlm.samplers.base import Option
 from pyro_mlm.samplers.mh import MH
-
-MODES = ("random", "window")
-
-
-def parse_sizes(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """Block sizes from ``2``, ``"2"`` or ``"1,2"``: a sorted tuple of distinct ints >= 1."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        values = [text]
-    elif isinstance(text, (tuple, list)):
-        values = list(text)
-    else:
-        try:
-            values = [int(part) for part in str(text).split(",")]
-        except ValueError as err:
-            raise ValueError(
-                f"block size must be an integer or a list such as 1,2; got {text!r}"
-            ) from err
-    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ValueError(f"block sizes must be integers >= 1, got {text!r}")
-    return tuple(sorted(set(values)))
-
-
-def parse_mode(text: str) -> str:
-    if text not in MODES:
-        raise ValueError(f"block mode must be one of {MODES}, got {text!r}")
-    return text
-
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_mode, parse_sizes
 
 class BlockMH(MH):
     """Block MH over :class:`pyro_mlm.mh.MHState` (see the module docstring for the ratio).
@@ -79,10 +52,7 @@ class BlockMH(MH):
     """
 
     name = "block"
-    OPTIONS = {  # noqa: RUF012 - read-only class table
-        "block_size": Option(parse_sizes, 2, "positions per block proposal, e.g. 2 or 1,2", "K"),
-        "block_mode": Option(parse_mode, "random", "block shape: random or window", "MODE"),
-    }
+    OPTIONS = SAMPLER_OPTIONS["block"]
 
     def __init__(
         self,

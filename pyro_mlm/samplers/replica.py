@@ -28,9 +28,16 @@ from typing import Any, NamedTuple
 import torch
 
 from pyro_mlm.mh import MHState, uniform
-from pyro_mlm.samplers.base import Option, SweepSampler
-from pyro_mlm.samplers.block import BlockMH, parse_sizes
+from pyro_mlm.samplers.base import SweepSampler
+from pyro_mlm.samplers.block import BlockMH
 from pyro_mlm.samplers.mh import MH
+from pyro_mlm.samplers.options import (
+    SAMPLER_OPTIONS,
+    parse_inner,
+    parse_replicas,
+    parse_sizes,
+    parse_t_max,
+)
 
 
 class REState(NamedTuple):
@@ -77,27 +84,7 @@ class REInfo(NamedTuple):
     swap_rate: torch.Tensor
 
 
-INNER = {"mh": MH, "block": BlockMH}
-
-
-def parse_inner(text: str) -> str:
-    if text not in INNER:
-        raise ValueError(f"the inner sampler must be one of {sorted(INNER)}, got {text!r}")
-    return text
-
-
-def parse_replicas(text: str | int) -> int:
-    value = int(text)
-    if value < 2:
-        raise ValueError(f"replica exchange needs at least 2 replicas, got {text!r}")
-    return value
-
-
-def parse_t_max(text: str | float) -> float:
-    value = float(text)
-    if not 1.0 < value < float("inf"):
-        raise ValueError(f"t_max must be a finite temperature > 1, got {text!r}")
-    return value
+INNER = {"mh": MH, "block": BlockMH}  # the classes of INNER_SAMPLERS
 
 
 class ReplicaExchange(SweepSampler):
@@ -106,13 +93,7 @@ class ReplicaExchange(SweepSampler):
     name = "replica-exchange"
     State = REState
     NESTED = {"inner": MHState}  # noqa: RUF012 - how checkpoints rebuild nested states
-    OPTIONS = {  # noqa: RUF012 - read-only class table
-        "replicas": Option(parse_replicas, 4, "replicas per chain (replica-exchange)", "R"),
-        "t_max": Option(parse_t_max, 3.0, "hottest temperature / T (replica-exchange)", "T"),
-        "inner": Option(parse_inner, "block", "sampler within each replica: block or mh", "NAME"),
-        "block_size": BlockMH.OPTIONS["block_size"],
-        "block_mode": BlockMH.OPTIONS["block_mode"],
-    }
+    OPTIONS = SAMPLER_OPTIONS["replica-exchange"]
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ import torch
 from pyro_mlm.mh import MHState
 from pyro_mlm.samplers.base import SweepSampler
 from pyro_mlm.samplers.block import BlockMH
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS
 
 CANDIDATES: tuple[tuple[tuple[int, ...], float], ...] = tuple(
     (sizes, tau) for tau in (1.0, 1.5) for sizes in ((1,), (1, 2), (2,), (3,))
@@ -74,9 +75,7 @@ class Tuned(SweepSampler):
     name = "tuned"
     State = TunedState
     NESTED = {"inner": MHState}  # noqa: RUF012 - how checkpoints rebuild nested states
-    OPTIONS = {  # noqa: RUF012 - read-only class table
-        "block_mode": BlockMH.OPTIONS["block_mode"],
-    }
+    OPTIONS = SAMPLER_OPTIONS["tuned"]
 
     def __init__(self, target: Any, free: torch.Tensor, *, block_mode: str = "random",
                  **settings: Any) -> None:  # fmt: skip
