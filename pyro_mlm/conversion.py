@@ -2,8 +2,9 @@
 
 ``arviz.from_pyro(mcmc)`` works too (posterior ``energy``, ``hamming`` and ``tokens``;
 ``sample_stats`` only ``diverging``); :func:`to_inference_data` adds what ``from_pyro``
-cannot carry: the decoded sequences (as coordinates), the ``residue`` numbering of the positions, and the per-draw statistics (``lp``,
-acceptance, novelty, masked rows, seconds).
+cannot carry: the decoded sequences (as coordinates), the ``residue`` numbering of
+the positions, and the per-draw statistics (``lp``, acceptance, novelty, masked rows,
+seconds).
 """
 
 from __future__ import annotations
@@ -83,5 +84,3 @@ def to_inference_data(mcmc: Any) -> Any:
     data = draws_by_chain(mcmc)
     first = torch.as_tensor(data["tokens"][0, 0])
     return inference_data_from_draws(data, residue=mcmc.kernel.energy.mlm.residue_numbers(first))
-
-

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from pyro_mlm.vocabulary import Vocabulary
 
 
+MAX_INTERVALS = 200  # designs given a frequency interval (the most frequent; each costs an ESS)
+
+
 @dataclass
 class Design:
     """One distinct sequence among the draws."""
@@ -41,6 +44,43 @@ class Design:
     energy: float
     hamming_to_start: int
     experts: dict[str, float] = field(default_factory=dict)
+    frequency_low: float = float("nan")  # 95% interval of the frequency (frequency_interval)
+    frequency_high: float = float("nan")
+    ess: float = float("nan")  # effective draws behind the interval
+
+
+def frequency_interval(indicator: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
+    r"""A 95% interval for a design's posterior probability from its indicator ``[C, S]``.
+
+    The Wilson score interval with the draws replaced by the effective sample size
+    :math:`n_\text{eff}` of the indicator (ArviZ's bulk ESS, at most :math:`C S`):
+
+    .. math::
+
+        \frac{\hat p + z^2 / 2n \pm z \sqrt{\hat p (1 - \hat p) / n + z^2 / 4n^2}}
+             {1 + z^2 / n}, \quad n = n_\text{eff}.
+
+    Where the ESS cannot be computed (fewer than 4 draws per chain, or an indicator that
+    never changes within any chain) each chain counts as one draw (:math:`n = C`), the
+    cautious choice. Returns ``(low, high, n)``. The interval is only as good as the
+    chains' convergence: with R-hat far from 1 the frequencies are not yet posterior
+    probabilities, whatever their interval.
+    """
+    from pyro_mlm.diagnostics import MIN_DRAWS, _arviz
+
+    chains, draws = indicator.shape
+    p = float(indicator.mean())
+    n = float("nan")
+    if draws >= MIN_DRAWS and indicator.std(axis=1).max() > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            n = float(_arviz().ess(indicator.astype(float), method="bulk"))
+    if not np.isfinite(n) or n <= 0:
+        n = float(chains)
+    n = min(n, float(chains * draws))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half), n
 
 
 def rank_designs(
@@ -92,8 +132,12 @@ def rank_designs(
                 experts={name: float(values[i]) for name, values in extra.items()},
             )
         )
-    designs.sort(key=lambda d: (-d.count, d.energy))
-    return designs
+    order = sorted(range(len(designs)), key=lambda i: (-designs[i].count, designs[i].energy))
+    for i in order[:MAX_INTERVALS]:
+        indicator = (tokens == rows[keys[i]]).all(-1)  # [C, S]: the draws that are design i
+        d = designs[i]
+        d.frequency_low, d.frequency_high, d.ess = frequency_interval(indicator)
+    return [designs[i] for i in order]
 
 
 def write_designs(designs: Sequence[Design], csv_path: str, fasta_path: str) -> None:
@@ -102,13 +146,15 @@ def write_designs(designs: Sequence[Design], csv_path: str, fasta_path: str) -> 
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(
-            ["rank", "sequence", "free_region", "count", "frequency", "first_chain",
-             "first_draw", "energy", "hamming_to_start", *names]
+            ["rank", "sequence", "free_region", "count", "frequency", "frequency_low",
+             "frequency_high", "ess", "first_chain", "first_draw", "energy",
+             "hamming_to_start", *names]
         )  # fmt: skip
         for rank, d in enumerate(designs, 1):
             out.writerow(
-                [rank, d.sequence, d.free_region, d.count, f"{d.frequency:.6g}", d.first_chain,
-                 d.first_draw, f"{d.energy:.6g}", d.hamming_to_start,
+                [rank, d.sequence, d.free_region, d.count, f"{d.frequency:.6g}",
+                 f"{d.frequency_low:.6g}", f"{d.frequency_high:.6g}", f"{d.ess:.1f}",
+                 d.first_chain, d.first_draw, f"{d.energy:.6g}", d.hamming_to_start,
                  *(f"{d.experts[n]:.6g}" for n in names)]
             )  # fmt: skip
     with open(fasta_path, "w", encoding="utf-8") as handle:

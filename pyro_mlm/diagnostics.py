@@ -12,7 +12,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
 
 SUMMARY_VARS = ("energy", "hamming")
 TEXT_VARS = ("sequence", "free_region")  # per-draw strings: posterior coordinates
@@ -48,7 +47,8 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     ``data`` holds ``tokens``, ``energy`` and ``hamming`` (the numeric posterior
     variables, stored as float64: token ids stay exact, and ArviZ's rank plot, which
     fails on an integer variable that never changes such as a special token's id,
-    ranks them as it ranks any float) and any of ``sequence`` and ``free_region`` (strings), and any of
+    ranks them as it ranks any float) and any of ``sequence`` and ``free_region``
+    (strings), and any of
     ``lp``, ``acceptance_rate``, ``is_novel``, ``accept_prob``, ``rows``, ``seconds``,
     ``swap_rate`` (sample stats), as :func:`pyro_mlm.conversion.draws_by_chain` returns
     them or as the command line reads them back from ``samples.jsonl``. The strings
@@ -73,7 +73,9 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
         else:
             idata = az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
     # fixed-width unicode, which netCDF stores without pickling
-    text = {k: (("chain", "draw"), np.asarray(data[k]).astype(str)) for k in TEXT_VARS if k in data}
+    text: dict[str, tuple[Any, np.ndarray]] = {
+        k: (("chain", "draw"), np.asarray(data[k]).astype(str)) for k in TEXT_VARS if k in data
+    }
     if residue is not None:
         text["residue"] = ("position", np.asarray(residue, dtype=np.int64))
     if text:

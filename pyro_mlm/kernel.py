@@ -9,8 +9,8 @@ their defaults: ``energy`` (the total energy, not divided by the temperature),
 (token ids are exact integers; Pyro's statistics take the mean of every site, which
 an integer tensor refuses). Vectorised chains become Pyro chains in the samples
 (:class:`~pyro_mlm._pyro_parallel.ChainsFirst`): ``get_samples(group_by_chain=True)``
-is ``[P * C, draws, ...]`` for ``P`` Pyro chains of ``C`` vectorised chains. The shell holds the Pyro
-contract, the parallel-chain fix, a ``torch.Generator`` seeded from torch's global
+is ``[P * C, draws, ...]`` for ``P`` Pyro chains of ``C`` vectorised chains. The shell
+holds the Pyro contract, the parallel-chain fix, a ``torch.Generator`` seeded from torch's global
 generator at ``setup`` (so ``pyro.set_rng_seed`` fixes a run), records for ArviZ, and
 checkpoints; records and checkpoints are generic over the sampler's ``NamedTuple``
 fields. :class:`pyro_mlm.masked.MaskedMH` and :class:`~pyro_mlm.masked.MaskedGibbs` are thin
@@ -246,8 +246,9 @@ class SamplerKernel(MCMCKernel):
         The energy is not here: it is a sample site (``mcmc.get_samples()["energy"]``),
         and ``MCMC.diagnostics()`` would let a record of the same name hide its R-hat.
 
-        Records are tensors ``[draws, C]``: every field of the sampler's sweep info (``accept_prob``, ``acceptance_rate``,
-        ``is_novel``, ``rows``, ...), and ``seconds``, the sweep's wall time.
+        Records are tensors ``[draws, C]``: every field of the sampler's sweep info
+        (``accept_prob``, ``acceptance_rate``, ``is_novel``, ``rows``, ...), and
+        ``seconds``, the sweep's wall time.
         """
         n = max(self._counts["sample_proposals"], 1)
         records = {k: torch.stack(v) for k, v in self._records.items()}

@@ -30,10 +30,11 @@ def running_rhat(values: np.ndarray, points: int = 30) -> tuple[np.ndarray, np.n
 def plot_energy_trace(idata: Any, path: str | None = None, warmup: int = 0) -> Any:
     """Energy traces per chain, their marginal, and the running R-hat; saves a PNG.
 
-    The x axis counts sweeps from the start of the run: the first ``warmup`` sweeps
-    (not kept) are shaded. The lower panel shows R-hat of the energy and of the Hamming
-    distance over the draws so far, against the 1.01 and 1.05 lines, so a reader sees
-    convergence come (or not).
+    The x axis counts sweeps from the start of the run; only kept draws are plotted, so
+    the axis starts after the ``warmup`` sweeps (named in its label, not shaded: there
+    is nothing of warm-up to see). The lower panel shows R-hat of the energy and of the
+    Hamming distance over the draws so far, against the 1.01 and 1.05 lines (always in
+    view), so a reader sees convergence come (or not).
     """
     import matplotlib
 
@@ -57,24 +58,23 @@ def plot_energy_trace(idata: Any, path: str | None = None, warmup: int = 0) -> A
         bins = min(30, max(5, len(row) // 4))
         ax_hist.hist(row, bins=bins, histtype="step", orientation="horizontal")
     for ax in (ax_trace, ax_rhat):
-        if warmup:
-            ax.axvspan(0, warmup, color="0.9", lw=0)
-        ax.set_xlim(0, sweeps[-1] + 0.5)
-    if warmup:
-        ax_trace.text(warmup / 2, 0.97, "warm-up", ha="center", va="top", fontsize="small",
-                      transform=ax_trace.get_xaxis_transform())  # fmt: skip
+        ax.set_xlim(warmup + 0.5, sweeps[-1] + 0.5)
     ax_trace.set_ylabel("energy E(X)")
     ax_trace.set_title("energy trace")
     ax_hist.set_xlabel("count")
     if energy.shape[0] <= 8:
         ax_trace.legend(fontsize="small", ncol=2)
+    top = 1.06
     for name in SUMMARY_VARS:
         ends, rhat = running_rhat(np.asarray(idata.posterior[name], dtype=float))
         if len(ends):
             ax_rhat.plot(warmup + ends, rhat, marker=".", lw=1, label=name)
+            finite = rhat[np.isfinite(rhat)]
+            top = max(top, float(finite.max()) + 0.01) if len(finite) else top
     for level, style in ((1.01, "-"), (1.05, "--")):
         ax_rhat.axhline(level, color="0.4", lw=0.8, ls=style, label=f"R-hat {level}")
-    ax_rhat.set_xlabel("sweep")
+    ax_rhat.set_ylim(0.98, top)  # both lines in view, whatever the chains did
+    ax_rhat.set_xlabel(f"sweep (after {warmup} warm-up sweeps, not kept)" if warmup else "sweep")
     ax_rhat.set_ylabel("R-hat so far")
     ax_rhat.legend(fontsize="small", ncol=2)
     if path is not None:

@@ -130,7 +130,9 @@ def mlm_model(
     free: object = None,
     extra_potential: ExtraPotential | None = None,
 ) -> MLMModel:
-    """A Pyro model whose ``tokens`` site has density :math:`\\propto e^{-U}` (:class:`TargetTokens`).
+    """A Pyro model whose ``tokens`` site has density :math:`\\propto e^{-U}`.
+
+    The site's distribution is a :class:`TargetTokens`.
 
     ``context`` is a template sequence ``[L]`` or ``[C, L]``: its fixed positions are
     kept, its free positions are sampled.

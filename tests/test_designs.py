@@ -112,3 +112,19 @@ def test_experts_travel_in_run_json_and_resume(model_dir, tmp_path, capsys) -> N
     assert len(draws) == 10 and all(d["hamming"] <= 1 for d in draws)
     code = main(["sample", "--resume", out, "--expert", "max-mutations:2"])
     assert code == 2 and "holds a different run" in capsys.readouterr().err
+
+
+def test_frequency_interval_covers_the_truth_and_is_cautious_without_mixing() -> None:
+    from pyro_mlm.designs import frequency_interval
+
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(200):  # independent draws: a 95% interval covers p = 0.2 about 95% of times
+        low, high, n = frequency_interval(rng.random((4, 50)) < 0.2)
+        covered += low <= 0.2 <= high
+        assert n <= 200
+    assert covered >= 180  # binomial(200, 0.95): 180 is 3.2 sd below the mean of 190
+    stuck = np.zeros((4, 50), dtype=bool)
+    stuck[0] = True  # one chain always in the design, the others never: no mixing at all
+    low, high, n = frequency_interval(stuck)
+    assert n == 4 and low < 0.05 and high > 0.6  # each chain counts as one draw

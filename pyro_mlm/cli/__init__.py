@@ -34,6 +34,10 @@ EXPERTS_HELP = (
     "'mlm:model=sapiens-h;weight=1' (a second MLM's energy); "
     "'classifier:model=DIR;label=1;weight=1' (a sequence classifier's -log p)"
 )
+ENERGY_HELP = (
+    "norm: E(X) = -sum_t log p(x_t | X without t), the negative pseudo-log-likelihood "
+    "(default); raw: E(X) = -sum_t s_t(X)[x_t], the MLM's raw logit (Goyal et al. 2022)"
+)
 THREADS_HELP = (
     "torch threads (default: the cores this process may use, or 1 when the load average "
     "already exceeds them; give 1 per process when several share the cores: 2 threads "
@@ -123,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
     s.add_argument("--length", type=int, help="start from N mask tokens, all free")
     s.add_argument("--free", help=f"positions to sample: {FREE_HELP}")
-    s.add_argument("--energy", choices=["norm", "raw"], help="energy (default norm)")
+    s.add_argument("--energy", choices=["norm", "raw"], help=ENERGY_HELP)
     s.add_argument(
         "--energy-over",
         choices=["free", "all"],
@@ -171,7 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, help="kept sweeps per chain (default 100)")
     s.add_argument("--temperature", type=float, help="T of exp(-E/T) (default 1)")
     s.add_argument("--proposal-temperature", type=float, help="proposal temperature (default 1)")
-    s.add_argument("--scan", choices=["random", "systematic"], help="position order")
+    s.add_argument(
+        "--scan", choices=["random", "systematic"], help="position order (default random)"
+    )
     s.add_argument("--seed", type=int, help="random seed, 0 to 2**32-1 (default 0)")
     s.add_argument("--out", default=None, help="output directory (default runs/sample)")
     s.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
@@ -190,14 +196,20 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
     o.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
     o.add_argument("--free", help=f"positions to optimise: {FREE_HELP}")
-    o.add_argument("--energy", choices=["norm", "raw"], default="norm")
+    o.add_argument("--energy", choices=["norm", "raw"], default="norm", help=ENERGY_HELP)
+    o.add_argument(
+        "--expert",
+        action="append",
+        metavar="NAME[:key=value;...]",
+        help=f"an expert added to the energy annealed (repeatable), as in sample: {EXPERTS_HELP}",
+    )
     _sampler_arguments(o, annealable=True)
-    o.add_argument("--chains", type=int, default=4, help="chains annealed side by side")
-    o.add_argument("--sweeps", type=int, default=200, help="sweeps of the schedule")
-    o.add_argument("--t-start", type=float, default=2.0, help="first temperature")
-    o.add_argument("--t-end", type=float, default=0.05, help="last temperature")
-    o.add_argument("--top", type=int, default=10, help="distinct sequences to print")
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--chains", type=int, default=4, help="chains annealed side by side (default 4)")
+    o.add_argument("--sweeps", type=int, default=200, help="sweeps of the schedule (default 200)")
+    o.add_argument("--t-start", type=float, default=2.0, help="first temperature (default 2)")
+    o.add_argument("--t-end", type=float, default=0.05, help="last temperature (default 0.05)")
+    o.add_argument("--top", type=int, default=10, help="distinct sequences to print (default 10)")
+    o.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     o.add_argument("--out", help="CSV file for the ranked sequences")
     o.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     o.add_argument("--threads", type=int, help=THREADS_HELP)
@@ -207,8 +219,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("sequences", nargs="*", help="sequences to score")
     c.add_argument("--file", help="FASTA or one sequence per line ('-' for stdin)")
     c.add_argument("--model", default="antiberty", help=model_help)
-    c.add_argument("--energy", choices=["norm", "raw", "both"], default="both")
-    c.add_argument("--format", choices=["table", "json"], default="table")
+    c.add_argument(
+        "--energy",
+        choices=["norm", "raw", "both"],
+        default="both",
+        help=ENERGY_HELP.replace("(default)", "") + "; both: the two from one set of masked "
+        "passes (default)",
+    )
+    c.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table: aligned columns for reading (default); json: a list with one object per "
+        "sequence (its text, positions and energies)",
+    )
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     c.add_argument("--threads", type=int, help=THREADS_HELP)
@@ -228,9 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sampler_arguments(
-    parser: argparse.ArgumentParser, annealable: bool = False
-) -> None:
+def _sampler_arguments(parser: argparse.ArgumentParser, annealable: bool = False) -> None:
     """``--kernel`` with the registry's names, and every registered sampler's options."""
     from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS  # no torch
 

@@ -18,7 +18,7 @@ def optimize(args: argparse.Namespace) -> int:
     from pyro_mlm.energy import MLMEnergy
     from pyro_mlm.load import load_model, load_vocabulary, resolve_device
     from pyro_mlm.run.progress import Progress
-    from pyro_mlm.run.spec import prepare
+    from pyro_mlm.run.spec import build_experts, prepare
     from pyro_mlm.samplers import build_sampler
     from pyro_mlm.sites import fill_masked
     from pyro_mlm.target import Target
@@ -35,8 +35,10 @@ def optimize(args: argparse.Namespace) -> int:
     if len(texts) == 1:
         texts = texts * args.chains
     kernel = args.kernel or "block"
-    if kernel not in ("mh", "block", "metropolised"):
-        raise UsageError(f"--kernel {kernel} cannot be annealed; use mh, block or metropolised")
+    from pyro_mlm.samplers.options import ANNEALABLE
+
+    if kernel not in ANNEALABLE:
+        raise UsageError(f"--kernel {kernel} cannot be annealed; use {', '.join(ANNEALABLE)}")
     vocab = load_vocabulary(args.model)
     mask_text = str(vocab.tokenizer.mask_token)
     free = args.free or ("masked" if any(mask_text in t for t in texts) else "all")
@@ -48,12 +50,15 @@ def optimize(args: argparse.Namespace) -> int:
         kernel=kernel,
         seed=args.seed,
         options=sampler_options(args, kernel),
+        experts=tuple(args.expert or ()),
     ).validate()
     tokens, mask = prepare(spec, vocab)  # checked before the weights load
+    build_experts(spec, vocab, tokens, mask, weights=False)  # bad experts, before the weights
     mlm = load_model(args.model, device=device)
     tokens, mask = tokens.to(mlm.device), mask.to(mlm.device)
     generator = torch.Generator(device=mlm.device).manual_seed(args.seed)
-    target = Target(MLMEnergy(mlm, args.energy))
+    experts = build_experts(spec, mlm, tokens, mask, weights=True)
+    target = Target(MLMEnergy(mlm, args.energy), experts)
     start = fill_masked(
         target.conditionals, tokens, (tokens == mlm.mask_token_id) & mask,
         mlm.proposable_ids, generator,

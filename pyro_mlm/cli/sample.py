@@ -255,6 +255,17 @@ GENERIC_ROUTES = [
 ]
 
 
+def _converged(table: Any) -> bool:
+    """R-hat <= 1.01 and bulk ESS >= 400 for the energy and the Hamming distance (NaN: no)."""
+    import numpy as np
+
+    from pyro_mlm.diagnostics import SUMMARY_VARS
+
+    r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
+    ess = np.asarray(table.loc[list(SUMMARY_VARS), "ess_bulk"], dtype=float)
+    return bool((r_hats <= 1.01).all() and (ess >= 400).all())  # NaN compares False
+
+
 def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     """CONVERGED or NOT CONVERGED (nothing else), and the measured routes to convergence."""
     import numpy as np
@@ -267,11 +278,12 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     finite = bool(np.isfinite(r_hats).all() and np.isfinite(ess).all())
     worst = float(np.max(r_hats)) if finite else float("nan")
     least = float(np.min(ess)) if finite else float("nan")
-    if finite and worst <= 1.01 and least >= 400:
+    if _converged(table):
         print(f"CONVERGED: max R-hat {worst:.3f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
         return
     shown = ", ".join(
-        f"{name} R-hat {r:.3f} ESS {e:.0f}" for name, r, e in zip(SUMMARY_VARS, r_hats, ess)
+        f"{name} R-hat {r:.3f} ESS {e:.0f}"
+        for name, r, e in zip(SUMMARY_VARS, r_hats, ess, strict=True)
     )
     print(f"NOT CONVERGED: {shown} (want R-hat <= 1.01 and bulk ESS >= 400 for both)")
     if not finite:
@@ -318,12 +330,21 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
         if result.diversity:
             print("\ndiversity: " + ", ".join(f"{k} {v:.3g}" for k, v in result.diversity.items()))
         if result.designs and top > 0:
-            print(f"\ntop {min(top, len(result.designs))} designs (designs.csv has all):")
-            print(f"  {'rank':>4} {'free region':<24} {'freq':>6} {'energy':>8} {'mut':>4}")
+            print(
+                f"\ntop {min(top, len(result.designs))} designs (designs.csv has all; freq with "
+                "a 95% interval from the effective sample size):"
+            )
+            print(f"  {'rank':>4} {'free region':<24} {'freq [95%]':>20} {'energy':>8} {'mut':>4}")
             for rank, d in enumerate(result.designs[:top], 1):
+                interval = f"{d.frequency:.3f} [{d.frequency_low:.3f}, {d.frequency_high:.3f}]"
                 print(
-                    f"  {rank:>4} {d.free_region:<24} {d.frequency:>6.3f} {d.energy:>8.2f} "
+                    f"  {rank:>4} {d.free_region:<24} {interval:>20} {d.energy:>8.2f} "
                     f"{d.hamming_to_start:>4}"
+                )
+            if not _converged(result.summary):
+                print(
+                    "  the run has NOT CONVERGED: these frequencies are not yet posterior "
+                    "probabilities (the intervals assume chains that have mixed)"
                 )
     written = [
         f for f in (SAMPLES_FILE, *REPORT_FILES) if os.path.exists(os.path.join(directory, f))

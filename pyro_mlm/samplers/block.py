@@ -37,6 +37,7 @@ from pyro_mlm.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.mh import MH
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_mode, parse_sizes
 
+
 class BlockMH(MH):
     """Block MH over :class:`pyro_mlm.mh.MHState` (see the module docstring for the ratio).
 
