@@ -30,6 +30,7 @@ _EXPORTS = {
     "Target": "pyro_mlm.target",
     "Vocabulary": "pyro_mlm.vocabulary",
     "mlm_model": "pyro_mlm.potential",
+    "parse_free": "pyro_mlm.sites",
     "plot_energy_trace": "pyro_mlm.plots",
     "potential_fn": "pyro_mlm.potential",
     "summary": "pyro_mlm.diagnostics",
@@ -50,6 +51,7 @@ __all__ = [
     "Target",
     "Vocabulary",
     "mlm_model",
+    "parse_free",
     "plot_energy_trace",
     "potential_fn",
     "summary",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from pyro_mlm.models import MaskedLM
     from pyro_mlm.plots import plot_energy_trace
     from pyro_mlm.potential import MaskedUniformTokens, mlm_model, potential_fn
+    from pyro_mlm.sites import parse_free
     from pyro_mlm.target import EnergyError, Target
     from pyro_mlm.vocabulary import Vocabulary
 

@@ -58,7 +58,7 @@ def sample_campaign(args: argparse.Namespace, spec: RunSpec, directory: str) -> 
 
 def sample_sharded(args: argparse.Namespace, spec: RunSpec, directory: str) -> int:
     """A run split into shards: in turn here (``--backend local``) or on Ray actors."""
-    from pyro_mlm.cli.sample import print_result
+    from pyro_mlm.cli.result import print_result
     from pyro_mlm.run.shards import local_backend, run_sharded
 
     if args.backend == "ray":

@@ -1,0 +1,134 @@
+"""What a finished (or stopped) run prints: the summary, the verdict, routes, designs."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from pyro_mlm.run.store import REPORT_FILES, SAMPLES_FILE
+
+if TYPE_CHECKING:
+    from pyro_mlm.run.report import RunResult
+    from pyro_mlm.run.spec import RunSpec
+
+
+# the fastest measured routes to convergence, from bench/README.md (mixing.py, energy.py)
+ROUTES = {
+    "antiberty": [
+        "AntiBERTy costs about 10x the FLOPs per row of Sapiens-H and did not converge on its "
+        "CDR-H3 in 4 H100-minutes with any sampler (bench/README.md); on 2 CPU cores expect "
+        "hours",
+        "a GPU (--device cuda): AntiBERTy scored 30,300 rows/s in bf16 on an H100, about "
+        "1500x these CPUs' 20 rows/s",
+        "--model sapiens-h (a 4-layer heavy-chain model): converges on the CDR-H3 with "
+        "--kernel replica-exchange --replicas 4 --t-max 3 (R-hat 1.01 after 363k rows per chain)",
+    ],
+    "sapiens-h": [
+        "--kernel replica-exchange --replicas 4 --t-max 3 reached R-hat 1.01 / 1.01 on the "
+        "CDR-H3 (bench/README.md); 4 chains on 2 CPU cores need about 40 minutes",
+        "a GPU (--device cuda): the 16-chain run above took 4 minutes on an H100",
+    ],
+}
+GENERIC_ROUTES = [
+    "--workers N --backend ray spreads the chains over N processes (1.91x with 2 workers on "
+    "2 cores, bench/README.md)",
+]
+
+
+def _converged(table: Any) -> bool:
+    """R-hat <= 1.01 and bulk ESS >= 400 for the energy and the Hamming distance (NaN: no)."""
+    import numpy as np
+
+    from pyro_mlm.diagnostics import SUMMARY_VARS
+
+    r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
+    ess = np.asarray(table.loc[list(SUMMARY_VARS), "ess_bulk"], dtype=float)
+    return bool((r_hats <= 1.01).all() and (ess >= 400).all())  # NaN compares False
+
+
+def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
+    """CONVERGED or NOT CONVERGED (nothing else), and the measured routes to convergence."""
+    import numpy as np
+
+    from pyro_mlm.diagnostics import SUMMARY_VARS, plan
+
+    table = result.summary
+    r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
+    ess = np.asarray(table.loc[list(SUMMARY_VARS), "ess_bulk"], dtype=float)
+    finite = bool(np.isfinite(r_hats).all() and np.isfinite(ess).all())
+    worst = float(np.max(r_hats)) if finite else float("nan")
+    least = float(np.min(ess)) if finite else float("nan")
+    if _converged(table):
+        print(f"CONVERGED: max R-hat {worst:.3f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
+        return
+    shown = ", ".join(
+        f"{name} R-hat {r:.3f} ESS {e:.0f}"
+        for name, r, e in zip(SUMMARY_VARS, r_hats, ess, strict=True)
+    )
+    print(f"NOT CONVERGED: {shown} (want R-hat <= 1.01 and bulk ESS >= 400 for both)")
+    if not finite:
+        print(
+            "  a NaN R-hat or ESS means a summary never changed within a chain (every "
+            "proposal rejected, or a one-state target): the draws say nothing yet"
+        )
+    if result.sampling_seconds:
+        per_sweep = result.sampling_seconds / result.draws
+        try:
+            more, minutes = plan(table, result.draws, per_sweep)
+        except ValueError as err:
+            print(f"  {err}")
+        else:
+            print(
+                f"  at this run's measured rates ({per_sweep:.2f} s per sweep): about {more} "
+                f"more sweeps, {minutes:.0f} min (a chain stuck in one mode makes it longer):\n"
+                f"  pyro-mlm sample --resume {directory} --samples {spec.samples + more}"
+            )
+    routes = ROUTES.get(spec.model, []) + GENERIC_ROUTES
+    print("  faster routes, as measured:\n" + "\n".join(f"  - {r}" for r in routes))
+
+
+def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
+    from pyro_mlm.diagnostics import MIN_DRAWS
+
+    state = "finished" if result.completed else "INTERRUPTED"
+    print(
+        f"\n{state}: {result.draws} draws per chain x {spec.chains} chains "
+        f"({result.seconds:.1f} s this session); acceptance rate "
+        f"{result.acceptance_rate:.3f}, novel acceptance rate {result.novel_rate:.3f}"
+    )
+    if result.summary is not None and result.idata is not None:
+        if result.draws < MIN_DRAWS:
+            print(
+                f"\nconvergence: not assessed; R-hat and ESS need at least {MIN_DRAWS} draws "
+                f"per chain and this run has {result.draws} (continue it: pyro-mlm sample "
+                f"--resume {directory} --samples {max(spec.samples, 100)})"
+            )
+        else:
+            print("\nconvergence (R-hat near 1 and large ESS are good):")
+            print(result.summary.to_string())
+            _print_plan(result, spec, directory)
+        if result.diversity:
+            print("\ndiversity: " + ", ".join(f"{k} {v:.3g}" for k, v in result.diversity.items()))
+        if result.designs and top > 0:
+            print(
+                f"\ntop {min(top, len(result.designs))} designs (designs.csv has all; freq with "
+                "a 95% interval from the effective sample size):"
+            )
+            print(f"  {'rank':>4} {'free region':<24} {'freq [95%]':>20} {'energy':>8} {'mut':>4}")
+            for rank, d in enumerate(result.designs[:top], 1):
+                interval = f"{d.frequency:.3f} [{d.frequency_low:.3f}, {d.frequency_high:.3f}]"
+                print(
+                    f"  {rank:>4} {d.free_region:<24} {interval:>20} {d.energy:>8.2f} "
+                    f"{d.hamming_to_start:>4}"
+                )
+            if not _converged(result.summary):
+                print(
+                    "  the run has NOT CONVERGED: these frequencies are not yet posterior "
+                    "probabilities (the intervals assume chains that have mixed)"
+                )
+    written = [
+        f for f in (SAMPLES_FILE, *REPORT_FILES) if os.path.exists(os.path.join(directory, f))
+    ]
+    print(f"\nwrote {directory}/: {', '.join(written)}")
+    if not result.completed:
+        print(f"continue with: pyro-mlm sample --resume {directory}")

@@ -1,0 +1,40 @@
+"""The README's Quickstart runs as written (so it cannot drift from the library)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+
+import pytest
+from conftest import packaged_installed
+from test_pyro_arviz import arviz_constant_warnings_allowed
+
+README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+
+
+def quickstart() -> str:
+    with open(README, encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("## Quickstart") :]
+    match = re.search(r"```python\n(.*?)```", section, flags=re.S)
+    assert match is not None, "the Quickstart has no python block"
+    return match.group(1)
+
+
+@pytest.mark.skipif(not packaged_installed("sapiens-h"), reason="needs sapiens==1.0.5")
+def test_the_quickstart_runs_as_written(monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), arviz_constant_warnings_allowed():
+        namespace: dict[str, object] = {}
+        exec(compile(quickstart(), "README.md#quickstart", "exec"), namespace)
+    printed = out.getvalue()
+    assert "energy" in printed and "hamming" in printed and "r_hat" in printed
+    draws = namespace["draws"]
+    assert draws["tokens"].shape[:2] == (4, 20) and draws["energy"].shape == (4, 20)
+    assert set(namespace["idata"].posterior.data_vars) >= {"energy", "hamming", "tokens"}
