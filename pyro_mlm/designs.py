@@ -20,7 +20,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class Design:
     frequency_low: float = float("nan")  # 95% interval of the frequency (frequency_interval)
     frequency_high: float = float("nan")
     ess: float = float("nan")  # effective draws behind the interval
+    mutations: str = ""  # against the start, in the run's labels: "D102E;G104S"
 
 
 def frequency_interval(indicator: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
@@ -90,11 +91,16 @@ def rank_designs(
     start: np.ndarray,
     vocab: Vocabulary,
     expert_energies: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> list[Design]:
     """Distinct sequences of ``tokens [C, S, L]``, most frequent first.
 
-    ``energy [C, S]``; ``free [C, L]``; ``start [L]`` the start the Hamming distance is
-    counted from; ``expert_energies(ids [D, L]) -> {name: [D]}`` for the distinct ones.
+    ``energy [C, S]``; ``free [C, L]``; ``start [L]`` the start the Hamming distance and
+    the mutations are counted from; ``expert_energies(ids [D, L]) -> {name: [D]}`` for the
+    distinct ones; ``labels`` the designer's labels and regions of chain 0's free
+    positions (:func:`pyro_mlm.sites.label_free`): mutations are written in them, and a
+    free region spanning several regions (``--free cdrs``) is written region by region,
+    separated by ``/``.
     """
     chains, draws, _ = tokens.shape
     found: dict[bytes, list[int | float]] = {}  # key -> [count, chain, draw, energy sum]
@@ -122,7 +128,7 @@ def rank_designs(
         designs.append(
             Design(
                 sequence=vocab.decode(row.tolist()),
-                free_region=vocab.region_text(row[free[int(c)]].tolist()),
+                free_region=region_groups(row, free[int(c)], vocab, labels),
                 count=int(count),
                 frequency=int(count) / total,
                 first_chain=int(c),
@@ -130,6 +136,7 @@ def rank_designs(
                 energy=float(energy_sum) / int(count),
                 hamming_to_start=int(((row != start) & mask).sum()),
                 experts={name: float(values[i]) for name, values in extra.items()},
+                mutations=mutation_list(row, start, mask, vocab, labels),
             )
         )
     order = sorted(range(len(designs)), key=lambda i: (-designs[i].count, designs[i].energy))
@@ -140,19 +147,65 @@ def rank_designs(
     return [designs[i] for i in order]
 
 
+def _labels_of(
+    row: np.ndarray, mask: np.ndarray, vocab: Vocabulary, labels: dict[str, Any] | None
+) -> tuple[list[str], list[str]]:
+    """Labels and regions of the positions of ``mask`` (residue numbers without ``labels``)."""
+    import torch
+
+    n = int(mask.sum())
+    if labels and len(labels.get("labels", [])) == n:
+        return list(labels["labels"]), list(labels["regions"])
+    numbers = vocab.residue_numbers(torch.as_tensor(np.asarray(row, dtype=np.int64)))
+    return [str(int(k)) for k in numbers[torch.as_tensor(mask)]], [""] * n
+
+
+def mutation_list(
+    row: np.ndarray,
+    start: np.ndarray,
+    mask: np.ndarray,
+    vocab: Vocabulary,
+    labels: dict[str, Any] | None = None,
+) -> str:
+    """``"D102E;G104S"``: start token, label, new token at each free position that differs."""
+    names, _ = _labels_of(start, mask, vocab, labels)
+    positions = np.flatnonzero(mask)
+    return ";".join(
+        f"{vocab.tokens_text([int(start[t])])}{name}{vocab.tokens_text([int(row[t])])}"
+        for t, name in zip(positions, names, strict=True)
+        if row[t] != start[t]
+    )
+
+
+def region_groups(
+    row: np.ndarray, mask: np.ndarray, vocab: Vocabulary, labels: dict[str, Any] | None = None
+) -> str:
+    """The free region's text; with several labelled regions, one group each, ``/`` between."""
+    positions = np.flatnonzero(mask)
+    _, regions = _labels_of(row, mask, vocab, labels)
+    if len(set(regions)) <= 1:
+        return vocab.region_text(row[positions].tolist())
+    groups: list[list[int]] = []
+    for k, t in enumerate(positions):
+        if k == 0 or regions[k] != regions[k - 1]:
+            groups.append([])
+        groups[-1].append(int(row[t]))
+    return " / ".join(vocab.region_text(g) for g in groups)
+
+
 def write_designs(designs: Sequence[Design], csv_path: str, fasta_path: str) -> None:
     """``designs.csv`` (one row per design, one column per expert) and ``designs.fasta``."""
     names = sorted({k for d in designs for k in d.experts})
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(
-            ["rank", "sequence", "free_region", "count", "frequency", "frequency_low",
-             "frequency_high", "ess", "first_chain", "first_draw", "energy",
+            ["rank", "sequence", "free_region", "mutations", "count", "frequency",
+             "frequency_low", "frequency_high", "ess", "first_chain", "first_draw", "energy",
              "hamming_to_start", *names]
         )  # fmt: skip
         for rank, d in enumerate(designs, 1):
             out.writerow(
-                [rank, d.sequence, d.free_region, d.count, f"{d.frequency:.6g}",
+                [rank, d.sequence, d.free_region, d.mutations, d.count, f"{d.frequency:.6g}",
                  f"{d.frequency_low:.6g}", f"{d.frequency_high:.6g}", f"{d.ess:.1f}",
                  d.first_chain, d.first_draw, f"{d.energy:.6g}", d.hamming_to_start,
                  *(f"{d.experts[n]:.6g}" for n in names)]
@@ -207,17 +260,29 @@ def write_marginals(
     letters: Sequence[str],
     freq: np.ndarray,
     start: Sequence[str],
+    labels: dict[str, Any] | None = None,
 ) -> None:
-    """``marginals.csv``: position, start token, entropy (bits), one column per token."""
+    """``marginals.csv``: position (1-based residue), its label and region in the run's
+    numbering (``labels``, :func:`pyro_mlm.sites.label_free`; the residue number and no
+    region without one), start token, entropy (bits), one column per token."""
     entropy = entropy_bits(freq)
+    names, regions = _position_labels(numbers, labels)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
-        out.writerow(["position", "start", "entropy_bits", *letters])
+        out.writerow(["position", "label", "region", "start", "entropy_bits", *letters])
         for j, number in enumerate(numbers):
             out.writerow(
-                [number, start[j] if j < len(start) else "", f"{entropy[j]:.4f}",
-                 *(f"{f:.6g}" for f in freq[j])]
+                [number, names[j], regions[j], start[j] if j < len(start) else "",
+                 f"{entropy[j]:.4f}", *(f"{f:.6g}" for f in freq[j])]
             )  # fmt: skip
+
+
+def _position_labels(
+    numbers: Sequence[int], labels: dict[str, Any] | None
+) -> tuple[list[str], list[str]]:
+    if labels and len(labels.get("labels", [])) == len(numbers):
+        return list(labels["labels"]), list(labels["regions"])
+    return [str(n) for n in numbers], [""] * len(numbers)
 
 
 def plot_logo(
@@ -226,9 +291,12 @@ def plot_logo(
     letters: Sequence[str],
     freq: np.ndarray,
     start: Sequence[str],
+    labels: dict[str, Any] | None = None,
 ) -> None:
     """``logo.png``: a sequence logo (information in bits) of the free positions, the
-    start's residue at each position outlined and written under the axis."""
+    start's residue at each position outlined and written under the axis with the
+    position's label (IMGT or Kabat number where ANARCI numbered the chain); dashed lines
+    mark the boundaries between regions (CDRs), each named above the logo."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,10 +316,23 @@ def plot_logo(
         logo.style_glyphs_in_sequence(
             sequence=marked.ljust(len(numbers)), edgecolor="black", edgewidth=1.2
         )
+    names, regions = _position_labels(numbers, labels)
     ax.set_xticks(range(len(numbers)))
-    ax.set_xticklabels([f"{s}\n{n}" for s, n in zip(start, numbers, strict=False)], fontsize=8)
+    ax.set_xticklabels([f"{s}\n{n}" for s, n in zip(start, names, strict=False)], fontsize=8)
     ax.set_ylabel("bits")
-    ax.set_title("free positions after warm-up (start residue outlined, and below)")
-    ax.set_ylim(0, max(math.log2(max(len(frame.columns), 2)), 0.1))
+    scheme = (labels or {}).get("how", "positions")
+    numbered = f"{scheme.split('-')[-1].upper()} numbering" if "anarci" in scheme else "residues"
+    ax.set_title(f"free positions after warm-up ({numbered}; start residue outlined, and below)")
+    top = max(math.log2(max(len(frame.columns), 2)), 0.1)
+    ax.set_ylim(0, top * 1.12 if any(regions) else top)
+    begin = 0
+    for k in range(1, len(regions) + 1):  # one span per run of equal regions
+        if k == len(regions) or regions[k] != regions[begin]:
+            if regions[begin]:
+                ax.text((begin + k - 1) / 2, top * 1.06, regions[begin], ha="center",
+                        va="center", fontsize=8)  # fmt: skip
+            if k < len(regions):
+                ax.axvline(k - 0.5, color="0.5", lw=0.8, ls="--")
+            begin = k
     fig.savefig(path, dpi=120)
     plt.close(fig)

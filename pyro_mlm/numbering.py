@@ -48,13 +48,33 @@ def anarci_available() -> bool:
     return importlib.util.find_spec("anarci") is not None and shutil.which("hmmscan") is not None
 
 
-@functools.lru_cache(maxsize=256)
 def number(sequence: str, scheme: str = "imgt") -> tuple[str, tuple[tuple[int, int], ...]]:
     """ANARCI's numbering of the first variable domain in ``sequence``.
 
     Returns the chain type (``"H"`` or ``"L"``; kappa counts as L) and, for every numbered
     residue, ``(0-based index in sequence, number)``.
     """
+    chain, residues = numbered_residues(sequence, scheme)
+    return chain, tuple((index, num) for index, num, _ in residues)
+
+
+def region_name(chain: str, num: int, scheme: str = "imgt") -> str:
+    """``CDR-H3``, ``FR-L2``, ... of residue number ``num`` in a ``chain`` (H or L) domain."""
+    spans = CDR_NUMBERS[scheme][chain]
+    for k, (lo, hi) in enumerate(spans):
+        if lo <= num <= hi:
+            return f"CDR-{chain}{k + 1}"
+        if num < lo:
+            return f"FR-{chain}{k + 1}"
+    return f"FR-{chain}4"
+
+
+@functools.lru_cache(maxsize=256)
+def numbered_residues(
+    sequence: str, scheme: str = "imgt"
+) -> tuple[str, tuple[tuple[int, int, str], ...]]:
+    """As :func:`number`, with each residue's insertion code: ``(index, number, code)``
+    (code ``""`` or a letter: IMGT 111A, Kabat 100B)."""
     if scheme not in SCHEMES:
         raise ValueError(f"numbering scheme must be imgt or kabat, got {scheme!r}")
     if not anarci_available():
@@ -71,10 +91,10 @@ def number(sequence: str, scheme: str = "imgt") -> tuple[str, tuple[tuple[int, i
     chain = "H" if details[0][0]["chain_type"] == "H" else "L"
     residues = []
     index = start
-    for (num, _insertion), residue in domain:
+    for (num, insertion), residue in domain:
         if residue == "-":
             continue
-        residues.append((index, int(num)))
+        residues.append((index, int(num), str(insertion).strip()))
         index += 1
     return chain, tuple(residues)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch loads inside the functions: the CLI imports FREE_HELP from here
     import torch
@@ -100,6 +100,41 @@ def parse_free(
         raise ValueError(f"--free {spec!r} selects no position")
     mask[content[chosen]] = True
     return mask
+
+
+def label_free(
+    spec: str, tokens: torch.Tensor, free: torch.Tensor, mlm: Vocabulary, numbering: str = "imgt"
+) -> dict[str, Any]:
+    """What ``--free spec`` resolved to in one sequence, in the designer's terms.
+
+    Returns ``{"positions": [1-based residue numbers], "labels": [...], "regions": [...],
+    "how": ...}`` over the free positions of ``tokens [L]`` (mask ``free [L]``). Where
+    ``spec`` names numbered regions and ANARCI numbered the chain (``how`` is
+    ``"anarci-imgt"`` or ``"anarci-kabat"``), a label is the scheme's number with its
+    insertion code (``111A``) and a region is ``CDR-H3``, ``FR-H4``, ...; where ``cdrh3``
+    came from the conserved motifs (``"motif"``) the labels are residue numbers and the
+    region ``CDR-H3``; otherwise (``"positions"``) residue numbers and no region.
+    """
+    from pyro_mlm.numbering import anarci_available, numbered_residues, region_name
+
+    positions = [int(n) for n in mlm.residue_numbers(tokens)[free.cpu()].tolist()]
+    labels, regions, how = [str(n) for n in positions], [""] * len(positions), "positions"
+    if _has_regions(spec.strip()) and mlm.split is list:
+        sequence = mlm.decode(tokens)
+        if anarci_available():
+            chain, residues = numbered_residues(sequence, numbering)
+            by_index = {i: (num, code) for i, num, code in residues}
+            how = f"anarci-{numbering}"
+            for k, pos in enumerate(positions):
+                if pos - 1 in by_index:
+                    num, code = by_index[pos - 1]
+                    labels[k] = f"{num}{code}"
+                    regions[k] = region_name(chain, num, numbering)
+        else:
+            first, last = cdr_h3_range(sequence)
+            how = "motif"
+            regions = ["CDR-H3" if first <= pos <= last else "" for pos in positions]
+    return {"positions": positions, "labels": labels, "regions": regions, "how": how}
 
 
 def _has_regions(text: str) -> bool:

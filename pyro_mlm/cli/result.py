@@ -87,6 +87,24 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     print("  faster routes, as measured:\n" + "\n".join(f"  - {r}" for r in routes))
 
 
+def describe_free(resolved: dict[str, Any]) -> str:
+    """``"CDR-H3 105-117 (13) by ANARCI, IMGT"``: the free positions region by region."""
+    labels, regions = resolved.get("labels", []), resolved.get("regions", [])
+    parts, begin = [], 0
+    for k in range(1, len(labels) + 1):
+        if k == len(labels) or regions[k] != regions[begin]:
+            span = labels[begin] if k - begin == 1 else f"{labels[begin]}-{labels[k - 1]}"
+            parts.append(f"{regions[begin] + ' ' if regions[begin] else ''}{span} ({k - begin})")
+            begin = k
+    how = {
+        "anarci-imgt": "numbered by ANARCI, IMGT",
+        "anarci-kabat": "numbered by ANARCI, Kabat",
+        "motif": "CDR-H3 from the YYC and WGxG motifs (no ANARCI), residue numbers",
+        "positions": "residue numbers",
+    }.get(str(resolved.get("how")), str(resolved.get("how")))
+    return f"{', '.join(parts)}; {how}"
+
+
 def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
     from pyro_mlm.diagnostics import MIN_DRAWS
 
@@ -96,6 +114,8 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
         f"({result.seconds:.1f} s this session); acceptance rate "
         f"{result.acceptance_rate:.3f}, novel acceptance rate {result.novel_rate:.3f}"
     )
+    if spec.resolved_free:
+        print(f"free positions: {describe_free(spec.resolved_free)}")
     if result.summary is not None and result.idata is not None:
         if result.draws < MIN_DRAWS:
             print(
@@ -114,12 +134,13 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
                 f"\ntop {min(top, len(result.designs))} designs (designs.csv has all; freq with "
                 "a 95% interval from the effective sample size):"
             )
-            print(f"  {'rank':>4} {'free region':<24} {'freq [95%]':>20} {'energy':>8} {'mut':>4}")
+            head = f"{'freq [95%]':>20} {'energy':>8} {'mut':>4}  mutations"
+            print(f"  {'rank':>4} {'free region':<24} {head}")
             for rank, d in enumerate(result.designs[:top], 1):
                 interval = f"{d.frequency:.3f} [{d.frequency_low:.3f}, {d.frequency_high:.3f}]"
                 print(
                     f"  {rank:>4} {d.free_region:<24} {interval:>20} {d.energy:>8.2f} "
-                    f"{d.hamming_to_start:>4}"
+                    f"{d.hamming_to_start:>4}  {d.mutations or '-'}"
                 )
             if not _converged(result.summary):
                 print(

@@ -58,6 +58,8 @@ def sample(args: argparse.Namespace) -> int:
         mode = "campaign"
     else:
         prepare(spec, vocab)  # sequences, lengths and free positions, before the weights load
+        if not args.resume:
+            spec = spec.with_resolved_free(vocab)  # run.json records what --free resolved to
         if args.resume:  # a run goes on the way it started
             sharded = scale.is_sharded(directory)
         else:

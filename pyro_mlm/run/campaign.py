@@ -34,6 +34,7 @@ def job_specs(spec: RunSpec) -> list[RunSpec]:
             sequences=(start,) * spec.chains_per_start,
             seed=shard_seed(spec.seed, k),
             chains_per_start=0,
+            resolved_free={},  # each job resolves --free in its own start
         )
         for k, start in enumerate(spec.sequences)
     ]

@@ -102,6 +102,7 @@ def sample_to_directory(
     saved = load_checkpoint(checkpoint_path, CHECKPOINT_KEYS) if resume else None
     counts = dict.fromkeys(("proposals", "accepted", "novel", "seconds"), 0.0)
     if saved is None:
+        spec = spec.with_resolved_free(mlm)  # run.json records what --free resolved to
         generator.manual_seed(spec.seed)
         # mask tokens at free positions get a first value; at fixed positions a mask
         # is context ("unknown residue") and stays

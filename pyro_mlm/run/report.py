@@ -31,6 +31,7 @@ from pyro_mlm.diagnostics import inference_data_from_draws, log_density, summary
 from pyro_mlm.plots import plot_energy_trace, plot_rank
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import DIVERSITY_FILE, SAMPLES_FILE, read_draws
+from pyro_mlm.sites import label_free
 from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
@@ -89,8 +90,11 @@ def write_report(
         if draws >= 2:
             plot_rank(idata, os.path.join(directory, "rank.png"))
         begin = data["tokens"][0, 0] if start is None else start[0].cpu().numpy()
+        labels = spec.resolved_free or label_free(
+            spec.free, _as_tensor(begin), free[0].cpu(), vocab, spec.numbering
+        )
         designs, diversity = write_design_files(
-            directory, data, free.cpu().numpy(), begin, vocab, experts
+            directory, data, free.cpu().numpy(), begin, vocab, experts, labels
         )
         table.to_csv(os.path.join(directory, "summary.csv"))
         with open(os.path.join(directory, DIVERSITY_FILE), "w", encoding="utf-8") as out:
@@ -118,6 +122,7 @@ def write_design_files(
     start: np.ndarray,
     vocab: Vocabulary,
     experts: Sequence[Any] = (),
+    labels: dict[str, Any] | None = None,
 ) -> tuple[list[Design], dict[str, float]]:
     """designs.csv, designs.fasta, marginals.csv and logo.png; returns the designs and the
     diversity figures (distinct designs, mean pairwise Hamming, mean entropy per position)."""
@@ -139,15 +144,17 @@ def write_design_files(
         return out
 
     tokens = data["tokens"]
-    designs = rank_designs(tokens, data["energy"], free, start, vocab, expert_energies)
+    designs = rank_designs(tokens, data["energy"], free, start, vocab, expert_energies, labels)
     write_designs(
         designs, os.path.join(directory, "designs.csv"), os.path.join(directory, "designs.fasta")
     )
     numbers, letters, freq = marginals(tokens, free, vocab)
     start_text = [vocab.tokens_text([i]) for i in start[free[0]].tolist()]
     if all(len(letter) == 1 for letter in letters):  # one character per token: a logo
-        plot_logo(os.path.join(directory, "logo.png"), numbers, letters, freq, start_text)
-    write_marginals(os.path.join(directory, "marginals.csv"), numbers, letters, freq, start_text)
+        plot_logo(os.path.join(directory, "logo.png"), numbers, letters, freq, start_text, labels)
+    write_marginals(
+        os.path.join(directory, "marginals.csv"), numbers, letters, freq, start_text, labels
+    )
     n = tokens.shape[0] * tokens.shape[1]
     diversity = {
         "distinct designs": float(len(designs)),

@@ -50,7 +50,12 @@ def shard_specs(spec: RunSpec) -> list[RunSpec]:
         )
     bounds = np.linspace(0, spec.chains, spec.shards + 1).round().astype(int)
     return [
-        spec.replace(sequences=spec.sequences[lo:hi], seed=shard_seed(spec.seed, k), shards=1)
+        spec.replace(
+            sequences=spec.sequences[lo:hi],
+            seed=shard_seed(spec.seed, k),
+            shards=1,
+            resolved_free={},  # each shard resolves --free in its own first chain
+        )
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds))
     ]
 

@@ -47,6 +47,9 @@ class RunSpec:
     numbering: str = "imgt"  # scheme of numbered regions in ``free``
     shards: int = 1  # > 1: chains split into shards (pyro_mlm.run.shards), own seeds each
     chains_per_start: int = 0  # > 0: a campaign, one run per start (pyro_mlm.run.campaign)
+    # what --free resolved to in chain 0's start, and how (pyro_mlm.sites.label_free); a
+    # record written with the run, not a setting: filled in by with_resolved_free
+    resolved_free: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chains(self) -> int:
@@ -114,6 +117,8 @@ class RunSpec:
                 fail(name, "one of " + ", ".join(repr(c) for c in choices))
         if not isinstance(self.options, dict):
             fail("options", "a mapping of the sampler's settings")
+        if not isinstance(self.resolved_free, dict):
+            fail("resolved_free", "a mapping (positions, labels, regions, how)")
         known = SAMPLER_OPTIONS[self.kernel]
         for key, value in self.options.items():
             if key not in known:
@@ -152,9 +157,19 @@ class RunSpec:
         return self
 
     def differences(self, other: RunSpec) -> list[str]:
-        """Fields that differ (``samples`` excluded: a run may be extended)."""
+        """Fields that differ (``samples`` and the ``resolved_free`` record excluded)."""
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        return [k for k in mine if k != "samples" and mine[k] != theirs[k]]
+        return [k for k in mine if k not in ("samples", "resolved_free") and mine[k] != theirs[k]]
+
+    def with_resolved_free(self, vocab: Vocabulary) -> RunSpec:
+        """This spec with ``resolved_free`` filled from chain 0's start (kept if filled)."""
+        if self.resolved_free:
+            return self
+        from pyro_mlm.sites import label_free
+
+        tokens, free = prepare(self, vocab)
+        labels = label_free(self.free, tokens[0], free[0], vocab, self.numbering)
+        return self.replace(resolved_free=labels)
 
     def replace(self, **changes: Any) -> RunSpec:
         return dataclasses.replace(self, **changes)
