@@ -13,7 +13,9 @@ import sys
 import time
 
 import pytest
+import torch
 
+from pyro_mlm import MLMEnergy, Target
 from pyro_mlm.cli import main
 from pyro_mlm.run.shards import local_backend, run_sharded, shard_specs
 from pyro_mlm.run.spec import RunSpec
@@ -267,3 +269,56 @@ def test_ray_scoring_equals_local_and_a_rerun_writes_no_duplicate(
         again = list(csv.DictReader(handle))
     assert sorted(int(r["index"]) for r in again) == list(range(300))  # none twice
     assert sorted(again, key=lambda r: int(r["index"])) == rows
+
+
+# ------------------------------------------------------------------ the target does not move
+SHARD_EXPERTS = [
+    "max-mutations:k=1",
+    "forbid:pattern=h h",
+    "allowed:2-3:b|c|h",
+    "mlm:model={model_dir};weight=0.5",
+]
+
+
+@pytest.mark.parametrize("expert", SHARD_EXPERTS)
+def test_every_shard_targets_the_runs_law(model_dir, expert) -> None:
+    """Each shard builds its experts against the run's chain 0, not its own first chain:
+    its target's energy is the unsharded run's at every sequence (the law, exactly)."""
+    from pyro_mlm.load import load_model
+    from pyro_mlm.run.shards import shard_specs
+    from pyro_mlm.run.spec import RunSpec, build_experts, prepare
+
+    mlm = load_model(model_dir)
+    text = expert.format(model_dir=model_dir)
+    starts = ("a b c d e f", "a b c d e f", "a h c d e f", "a h c d e f")  # 1 apart
+    spec = RunSpec(model=model_dir, sequences=starts, free="2-5", experts=(text,), shards=2)
+
+    def energies(run: RunSpec, probes: torch.Tensor) -> torch.Tensor:
+        tokens, free = prepare(run, mlm)
+        target = Target(MLMEnergy(mlm), build_experts(run, mlm, tokens, free, weights=True))
+        return target(probes, free[:1].expand_as(probes))
+
+    generator = torch.Generator().manual_seed(0)
+    probes = torch.stack([mlm.encode(starts[0])] * 64)
+    words = mlm.proposable_ids[torch.randint(8, (64, 4), generator=generator)]
+    probes[:, 2:6] = words
+    probes[:8] = torch.stack([mlm.encode(s) for s in starts * 2])
+    expected = energies(spec, probes)
+    for shard in shard_specs(spec):
+        assert torch.equal(energies(shard, probes), expected), shard.sequences
+
+
+def test_a_sharded_max_mutations_run_stays_within_k_of_the_runs_parent(model_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        "sample", "--model", model_dir, "--sequence", "a b c d e f", "--sequence",
+        "a b c d e f", "--sequence", "a h c d e f", "--sequence", "a h c d e f",
+        "--free", "2-5", "--expert", "max-mutations:k=1", "--warmup", "2", "--samples", "10",
+        "--workers", "2", "--no-progress", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    parent = "a b c d e f".split()
+    with open(out / "samples.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            words = json.loads(line)["sequence"].split()
+            assert sum(a != b for a, b in zip(words, parent, strict=True)) <= 1

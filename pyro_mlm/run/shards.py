@@ -55,6 +55,7 @@ def shard_specs(spec: RunSpec) -> list[RunSpec]:
             seed=shard_seed(spec.seed, k),
             shards=1,
             resolved_free={},  # each shard resolves --free in its own first chain
+            context=spec.context or spec.sequences[0],  # experts: the run's, not the shard's
         )
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds))
     ]

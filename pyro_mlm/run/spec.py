@@ -50,6 +50,10 @@ class RunSpec:
     # what --free resolved to in chain 0's start, and how (pyro_mlm.sites.label_free); a
     # record written with the run, not a setting: filled in by with_resolved_free
     resolved_free: dict[str, Any] = field(default_factory=dict)
+    # the start that experts are built against (max-mutations' parent, forbid's scope, ...):
+    # "" is chain 0's; a shard of a run gets the run's, so where chains run never changes
+    # the target
+    context: str = ""
 
     @property
     def chains(self) -> int:
@@ -117,6 +121,8 @@ class RunSpec:
                 fail(name, "one of " + ", ".join(repr(c) for c in choices))
         if not isinstance(self.options, dict):
             fail("options", "a mapping of the sampler's settings")
+        if not isinstance(self.context, str):
+            fail("context", "a starting sequence (text), or '' for chain 0's")
         if not isinstance(self.resolved_free, dict):
             fail("resolved_free", "a mapping (positions, labels, regions, how)")
         known = SAMPLER_OPTIONS[self.kernel]
@@ -220,7 +226,13 @@ def build_experts(
     those that need no model weights (the checks before a model loads)."""
     from pyro_mlm.experts import EXPERTS, Context, parse_expert
 
-    context = Context(vocab, tokens[0], free[0])
+    if spec.context:  # a shard: the run's chain 0, not the shard's
+        from pyro_mlm.sites import parse_free
+
+        first = vocab.encode(spec.context)
+        context = Context(vocab, first, parse_free(spec.free, first, vocab, spec.numbering))
+    else:
+        context = Context(vocab, tokens[0], free[0])
     built = []
     for text in spec.experts:
         name, options = parse_expert(text)
