@@ -71,6 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+THREAD_NOTE: list[str] = []  # said once the model loads (not before an input error)
+
+
+def say_thread_note() -> None:
+    """Print the note on threads that :func:`_set_threads` left, once, on stderr."""
+    while THREAD_NOTE:
+        print(THREAD_NOTE.pop(), file=sys.stderr)
+
+
 def _set_threads(threads: int | None) -> None:
     """torch's intra-op threads: ``--threads``, else the cores this process may use, or one
     thread (said on stderr) when the machine's load already exceeds those cores.
@@ -81,6 +90,7 @@ def _set_threads(threads: int | None) -> None:
     """
     import os
 
+    THREAD_NOTE.clear()
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
     if threads is None:
@@ -90,12 +100,11 @@ def _set_threads(threads: int | None) -> None:
         threads = cores
         if cores > 1 and load > cores:
             threads = 1
-            print(
+            THREAD_NOTE[:] = [
                 f"note: the load average ({load:.1f}) exceeds this machine's {cores} cores, "
                 "so torch runs 1 thread (several processes with a thread per core each ran "
-                "3-10x slower here); --threads N overrides",
-                file=sys.stderr,
-            )
+                "3-10x slower here); --threads N overrides"
+            ]
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     else:

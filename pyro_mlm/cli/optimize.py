@@ -54,6 +54,9 @@ def optimize(args: argparse.Namespace) -> int:
     ).validate()
     tokens, mask = prepare(spec, vocab)  # checked before the weights load
     build_experts(spec, vocab, tokens, mask, weights=False)  # bad experts, before the weights
+    from pyro_mlm.cli import say_thread_note
+
+    say_thread_note()
     mlm = load_model(args.model, device=device)
     tokens, mask = tokens.to(mlm.device), mask.to(mlm.device)
     generator = torch.Generator(device=mlm.device).manual_seed(args.seed)

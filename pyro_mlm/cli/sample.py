@@ -35,10 +35,13 @@ def sample(args: argparse.Namespace) -> int:
 
     if not args.resume and (args.model or RUN_DEFAULTS["model"]) in PACKAGED:
         PACKAGED[args.model or RUN_DEFAULTS["model"]].check_installed()  # before torch loads
-    from pyro_mlm.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.load import load_vocabulary, resolve_device
     from pyro_mlm.run.spec import prepare
 
     device = resolve_device(args.device)
+    from pyro_mlm.run.claim import check_unclaimed
+
+    check_unclaimed(args.resume or args.out, "the run directory")  # before anything else
     if args.resume:
         directory = args.resume
         spec = _resumed_spec(args, directory)
@@ -65,6 +68,20 @@ def sample(args: argparse.Namespace) -> int:
         else:
             sharded = spec.shards > 1 or args.backend == "ray"
         mode = "sharded" if sharded else "plain"
+    from pyro_mlm.run.claim import claimed
+
+    with claimed(directory, "the run directory", directory=True):
+        if not args.resume:  # again, now that the directory is ours: nobody started there
+            _check_new_directory(directory)
+        return _run(args, spec, directory, mode, device)
+
+
+def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, device: Any) -> int:
+    """The run itself, in a directory this process holds (:mod:`pyro_mlm.run.claim`)."""
+    from pyro_mlm.cli import say_thread_note, scale
+    from pyro_mlm.load import load_model
+
+    say_thread_note()
     if args.resume:
         if mode == "plain":
             _check_resumable(directory, spec)

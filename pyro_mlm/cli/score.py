@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from pyro_mlm.cli.inputs import UsageError, read_sequences
 
@@ -20,21 +21,16 @@ def score(args: argparse.Namespace) -> int:
         raise UsageError("give sequences to score as arguments or with --file")
     encode_all(load_vocabulary(args.model), texts)  # every sequence checked before the weights
     kinds = ["norm", "raw"] if args.energy == "both" else [args.energy]
+    from pyro_mlm.cli import say_thread_note
+
+    say_thread_note()
     if args.backend == "ray" or args.out:
         if not args.out:
             raise UsageError("--backend ray writes its rows to a file: give --out scores.csv")
-        from pyro_mlm import score_ray
+        from pyro_mlm.run.claim import claimed
 
-        if args.backend == "ray":
-            written = score_ray.score_to_csv_ray(
-                args.model, texts, kinds, args.out, workers=args.workers or 1,
-                threads=args.threads_per_worker or 1, address=args.address,
-            )  # fmt: skip
-        else:
-            mlm = load_model(args.model, device=device)
-            written = score_ray.score_to_csv_local(
-                mlm, texts, kinds, args.out, progress=not args.no_progress
-            )
+        with claimed(args.out, "the score file", directory=False):
+            written = _score_to_file(args, texts, kinds, device)
         print(f"{args.out}: {written} rows written now, {len(texts) - written} already there")
         return 0
     mlm = load_model(args.model, device=device)
@@ -49,3 +45,19 @@ def score(args: argparse.Namespace) -> int:
             seq = row["sequence"] if len(row["sequence"]) <= 60 else row["sequence"][:57] + "..."
             print("  ".join([*cells, seq]))
     return 0
+
+
+def _score_to_file(
+    args: argparse.Namespace, texts: list[str], kinds: list[str], device: Any
+) -> int:
+    """Rows into ``--out`` (held by this process), locally or on Ray; the rows written now."""
+    from pyro_mlm import score_ray
+    from pyro_mlm.load import load_model
+
+    if args.backend == "ray":
+        return score_ray.score_to_csv_ray(
+            args.model, texts, kinds, args.out, workers=args.workers or 1,
+            threads=args.threads_per_worker or 1, address=args.address,
+        )  # fmt: skip
+    mlm = load_model(args.model, device=device)
+    return score_ray.score_to_csv_local(mlm, texts, kinds, args.out, progress=not args.no_progress)
