@@ -32,6 +32,7 @@ from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.potential import ExtraPotential, mlm_model
 from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.base import load_state, state_dict
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
 from pyro_mlm.samplers.scan import SCANS, Scan
 from pyro_mlm.target import Target
 from pyro_mlm.validation import check_proposals, check_temperature, check_tokens, resolve_free
@@ -96,12 +97,14 @@ class SamplerKernel(MCMCKernel):
             raise ValueError(f"unknown sampler {sampler!r}; registered: {sorted(SAMPLERS)}")
         if scan not in SCANS:
             raise ValueError(f"scan must be 'random' or 'systematic', got {scan!r}")
-        check_proposals(proposals_per_sample)
+        check_proposals(proposals_per_sample, "proposals_per_sample")
         if extra_potential is not None and not callable(extra_potential):
             raise TypeError("extra_potential must be a callable tokens [N, L] -> energy [N]")
-        unknown = sorted(set(options) - set(SAMPLERS[sampler].OPTIONS))
-        if unknown:
-            raise ValueError(f"sampler {sampler!r} takes no option {unknown}")
+        if sampler in SAMPLER_OPTIONS:  # a run-time registration has no row: its own check
+            check_settings(
+                sampler, options, temperature=energy.temperature,
+                proposal_temperature=proposal_temperature,
+            )  # fmt: skip
         self.energy = energy
         self.free = free
         self.sampler_name = sampler

@@ -113,10 +113,43 @@ def check_temperature(value: object, name: str = "temperature") -> float:
     return value
 
 
-def check_proposals(value: object) -> int | None:
-    """Proposals per sweep: a positive int, or None for one sweep (``|free|`` proposals)."""
+def check_proposals(value: object, name: str = "proposals_per_sweep") -> int | None:
+    """Proposals per sweep: a positive int, or None for one sweep (``|free|`` proposals);
+    ``name`` is the argument as the caller spelled it."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(
-            f"proposals_per_sample must be a positive int or None (one sweep), got {value!r}"
-        )
+        raise ValueError(f"{name} must be a positive int or None (one sweep), got {value!r}")
     return value
+
+
+def check_chains(tokens: object, free: torch.Tensor, mlm: Vocabulary) -> torch.Tensor:
+    """``tokens [C, L]`` checked against a sampler's free mask ``free [C, L]``.
+
+    The checks :class:`~pyro_mlm.kernel.SamplerKernel` makes at its boundary, for a
+    sampler's own ``init``: integer ids inside the vocabulary (:func:`check_tokens`), the
+    mask's shape (chains and length), no special token free, and a proposable token at
+    every free position (the target has no mass elsewhere).
+    """
+    tokens = check_tokens(tokens, mlm, "tokens")
+    if tokens.shape != free.shape:
+        raise ValueError(
+            f"tokens have shape {tuple(tokens.shape)}, but the sampler was built for "
+            f"{free.shape[0]} chains of length {free.shape[1]} (its free mask {tuple(free.shape)})"
+            "; pass one row per chain, of the length the free mask has"
+        )
+    special = mlm.special_mask(tokens).to(free.device) & free & (tokens != mlm.mask_token_id)
+    if bool(special.any()):
+        chain, pos = (int(i) for i in special.nonzero()[0])
+        raise ValueError(
+            f"the free mask frees position {pos} of chain {chain}, which holds the special "
+            f"token {mlm.tokens_text([int(tokens[chain, pos])])!r}; special tokens stay fixed"
+        )
+    proposable = mlm.proposable_ids.to(tokens.device)
+    outside = free & ~torch.isin(tokens, proposable)
+    if bool(outside.any()):
+        chain, pos = (int(i) for i in outside.nonzero()[0])
+        raise ValueError(
+            f"free position {pos} of chain {chain} holds "
+            f"{mlm.tokens_text([int(tokens[chain, pos])])!r}, outside the proposable tokens, "
+            "where the target has no mass; start from proposable tokens there"
+        )
+    return tokens

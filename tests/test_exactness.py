@@ -72,8 +72,9 @@ def _run(
         disable_progbar=True,
     )
     mcmc.run()
-    tokens = mcmc.get_samples()["tokens"]
-    assert tokens.dtype == torch.int64 and tokens.shape == (draws, chains, len(en.context))
+    tokens = mcmc.get_samples()["tokens"]  # [chains * draws, L], exact float64 ids
+    assert torch.equal(tokens, tokens.round()) and tokens.shape == (chains * draws, len(en.context))
+    tokens = tokens.long()
     counts = torch.bincount(en.state_index(tokens.reshape(-1, len(en.context))), minlength=len(en))
     return counts.double()
 

@@ -192,7 +192,7 @@ def test_block_proposals_change_up_to_k_positions() -> None:
         ({"block_size": 0}, "block sizes must be integers >= 1"),
         ({"block_size": "two"}, "block size must be an integer"),
         ({"block_mode": "spiral"}, "block mode must be one of"),
-        ({"blocksize": 2}, "takes no option ['blocksize']"),
+        ({"blocksize": 2}, "blocksize does not apply to sampler 'block'"),
     ],
 )
 def test_bad_block_options_are_refused(mlm, options, message) -> None:

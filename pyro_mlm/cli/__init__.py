@@ -81,8 +81,9 @@ def say_thread_note() -> None:
 
 
 def _set_threads(threads: int | None) -> None:
-    """torch's intra-op threads: ``--threads``, else the cores this process may use, or one
-    thread (said on stderr) when the machine's load already exceeds those cores.
+    """torch's intra-op threads: ``--threads``, else ``OMP_NUM_THREADS`` if set, else the
+    cores this process may use, or one thread (said once a model loads) when the
+    machine's load already exceeds those cores.
 
     Several processes each running as many threads as there are cores ran 3-10x slower
     here than one thread each. Without torch imported yet (so a bad input is reported
@@ -93,6 +94,9 @@ def _set_threads(threads: int | None) -> None:
     THREAD_NOTE.clear()
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
+    preset = os.environ.get("OMP_NUM_THREADS", "")
+    if threads is None and preset.isdigit() and int(preset) > 0:
+        threads = int(preset)  # the environment's explicit choice, as torch would read it
     if threads is None:
         affinity = getattr(os, "sched_getaffinity", None)
         cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
@@ -213,7 +217,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"an expert added to the energy annealed (repeatable), as in sample: {EXPERTS_HELP}",
     )
     _sampler_arguments(o, annealable=True)
-    o.add_argument("--chains", type=int, default=4, help="chains annealed side by side (default 4)")
+    o.add_argument(
+        "--chains",
+        type=int,
+        help="chains annealed side by side (default 4, or one per starting sequence)",
+    )
     o.add_argument("--sweeps", type=int, default=200, help="sweeps of the schedule (default 200)")
     o.add_argument("--t-start", type=float, default=2.0, help="first temperature (default 2)")
     o.add_argument("--t-end", type=float, default=0.05, help="last temperature (default 0.05)")

@@ -48,3 +48,43 @@ def read_sequences(path: str) -> list[str]:
     if not texts:
         raise UsageError(f"{path} holds no sequence")
     return texts
+
+
+def check_scale_out(args: object, *, gpus: bool = True) -> None:
+    """Scale-out flags that the chosen backend would ignore, or out of range, refused
+    before anything is created: ``--address`` and ``--gpus-per-worker`` need ``--backend
+    ray``; ``--threads-per-worker``, ``--workers`` and ``--gpus-per-worker`` need sane
+    values (``0`` threads is not silently 1)."""
+    backend = getattr(args, "backend", "local")
+    for name, needs_ray in (("address", True), ("gpus_per_worker", gpus)):
+        value = getattr(args, name, None)
+        if needs_ray and value is not None and backend != "ray":
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} does not apply to --backend local; use --backend ray")
+    for name, low in (("threads_per_worker", 1), ("workers", 1)):
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    gpus_given = getattr(args, "gpus_per_worker", None)
+    if gpus_given is not None and not 0 <= gpus_given < float("inf"):
+        raise UsageError(f"--gpus-per-worker must be >= 0, got {gpus_given}")
+
+
+def check_memory(chains: int, length: int, tokens: int, replicas: int = 1) -> None:
+    """Refuse, with the figure, a run whose cached conditionals cannot fit in memory.
+
+    Each chain (each replica, with replica exchange) caches its masked conditionals:
+    ``chains x L x K`` float32 scores, the dominant term of a run's memory.
+    """
+    need = 4.0 * chains * replicas * length * tokens
+    try:
+        total = float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if need > 0.5 * total:
+        raise UsageError(
+            f"--chains {chains} needs about {need / 2**30:.1f} GiB for the cached conditionals "
+            f"({chains} chains x {replicas} replicas x {length} positions x {tokens} tokens x 4 "
+            f"bytes), more than half of this machine's {total / 2**30:.1f} GiB; use fewer "
+            "chains, or --workers on several machines"
+        )

@@ -14,7 +14,7 @@ def optimize(args: argparse.Namespace) -> int:
     import torch
 
     from pyro_mlm.anneal import anneal, schedule
-    from pyro_mlm.cli.sample import sampler_options
+    from pyro_mlm.cli.sample import flag, sampler_options
     from pyro_mlm.energy import MLMEnergy
     from pyro_mlm.load import load_model, load_vocabulary, resolve_device
     from pyro_mlm.run.progress import Progress
@@ -24,16 +24,28 @@ def optimize(args: argparse.Namespace) -> int:
     from pyro_mlm.target import Target
 
     device = resolve_device(args.device)
+    if args.out:  # before the annealing, not after it
+        import os
+
+        parent = os.path.dirname(os.path.abspath(args.out))
+        if os.path.isdir(args.out) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise UsageError(
+                f"--out {args.out}: cannot write it ({parent} is not a writable directory, or "
+                "the name is a directory); give a CSV file in an existing directory"
+            )
     texts = list(args.sequence or [])
     if args.sequences_file:
         texts += read_sequences(args.sequences_file)
     if not texts:
         raise UsageError("give a starting sequence (--sequence, --sequences-file)")
-    if args.chains < 1 or args.sweeps < 1 or args.top < 1:
+    chains = args.chains if args.chains is not None else (len(texts) if len(texts) > 1 else 4)
+    if chains < 1 or args.sweeps < 1 or args.top < 1:
         raise UsageError("--chains, --sweeps and --top must be >= 1")
+    if len(texts) not in (1, chains):  # the rule of pyro-mlm sample
+        raise UsageError(f"{len(texts)} starting sequences for {chains} chains; give 1 or {chains}")
     temperatures = schedule(args.t_start, args.t_end, args.sweeps)
     if len(texts) == 1:
-        texts = texts * args.chains
+        texts = texts * chains
     kernel = args.kernel or "block"
     from pyro_mlm.samplers.options import ANNEALABLE
 
@@ -52,7 +64,7 @@ def optimize(args: argparse.Namespace) -> int:
         options=sampler_options(args, kernel),
         experts=tuple(args.expert or ()),
     ).validate()
-    tokens, mask = prepare(spec, vocab)  # checked before the weights load
+    tokens, mask = prepare(spec, vocab, flag)  # checked before the weights load
     build_experts(spec, vocab, tokens, mask, weights=False)  # bad experts, before the weights
     from pyro_mlm.cli import say_thread_note
 
@@ -76,7 +88,7 @@ def optimize(args: argparse.Namespace) -> int:
     )  # fmt: skip
     bar.close()
     print(
-        f"annealed {args.chains} chains over {args.sweeps} sweeps, T {args.t_start:g} -> "
+        f"annealed {chains} chains over {args.sweeps} sweeps, T {args.t_start:g} -> "
         f"{args.t_end:g}: {len(found)} distinct sequences; the lowest {args.energy} energies "
         "(an optimiser's output, not samples from a distribution):"
     )

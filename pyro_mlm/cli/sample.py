@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pyro_mlm.cli.inputs import UsageError, read_sequences
+from pyro_mlm.cli.inputs import UsageError, check_memory, check_scale_out, read_sequences
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import CHECKPOINT_FILE, REPORT_FILES, SAMPLES_FILE, SPEC_FILE
 
@@ -39,6 +39,7 @@ def sample(args: argparse.Namespace) -> int:
     from pyro_mlm.run.spec import prepare
 
     device = resolve_device(args.device)
+    check_scale_out(args)
     from pyro_mlm.run.claim import check_unclaimed
 
     check_unclaimed(args.resume or args.out, "the run directory")  # before anything else
@@ -57,10 +58,10 @@ def sample(args: argparse.Namespace) -> int:
         from pyro_mlm.run.campaign import job_specs
 
         for job in job_specs(spec):
-            prepare(job, vocab)
+            prepare(job, vocab, flag)
         mode = "campaign"
     else:
-        prepare(spec, vocab)  # sequences, lengths and free positions, before the weights load
+        prepare(spec, vocab, flag)  # sequences, lengths, free positions, before the weights
         if not args.resume:
             spec = spec.with_resolved_free(vocab)  # run.json records what --free resolved to
         if args.resume:  # a run goes on the way it started
@@ -78,9 +79,16 @@ def sample(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, device: Any) -> int:
     """The run itself, in a directory this process holds (:mod:`pyro_mlm.run.claim`)."""
-    from pyro_mlm.cli import say_thread_note, scale
+    import torch
+
+    from pyro_mlm.cli import THREAD_NOTE, say_thread_note, scale
     from pyro_mlm.load import load_model
 
+    if args.resume and spec.threads and args.threads is None:
+        THREAD_NOTE.clear()  # the run's own count, whatever the load says now
+        torch.set_num_threads(spec.threads)  # the floats of the uninterrupted run
+    elif not args.resume:
+        spec = spec.replace(threads=torch.get_num_threads())
     say_thread_note()
     if args.resume:
         if mode == "plain":
@@ -129,6 +137,11 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
     chains = args.chains if args.chains is not None else (len(texts) if several else 4)
     if chains < 1:
         raise UsageError(f"--chains must be >= 1, got {chains}")
+    replicas = (
+        int(getattr(args, "opt_replicas", None) or 4) if args.kernel == "replica-exchange" else 1
+    )
+    per_start = chains if not args.campaign else chains * len(texts)
+    check_memory(per_start, len(vocab.encode(texts[0])), vocab.vocab_size, replicas)
     if args.campaign:
         if args.workers is not None and args.backend == "local" and args.workers > 1:
             raise UsageError(
@@ -151,7 +164,9 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
         if not 0 < values[name] < float("inf"):
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be finite and > 0, got {values[name]}; use e.g. 1.0")
-    options = sampler_options(args, values["kernel"])
+    options = sampler_options(
+        args, values["kernel"], values["temperature"], values["proposal_temperature"]
+    )
     experts = tuple(args.expert or ())
     workers = args.workers if args.workers is not None else 1
     if workers < 1:
@@ -169,18 +184,31 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
     ).validate()  # fmt: skip
 
 
-def sampler_options(args: argparse.Namespace, kernel: str) -> dict[str, Any]:
-    """The sampler options given on the command line, checked against ``kernel``'s own."""
-    from pyro_mlm.samplers.options import SAMPLER_OPTIONS
+def flag(name: str) -> str:
+    """A setting's command-line spelling: ``block_size`` -> ``--block-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def sampler_options(
+    args: argparse.Namespace,
+    kernel: str,
+    temperature: float = 1.0,
+    proposal_temperature: float = 1.0,
+) -> dict[str, Any]:
+    """The sampler options given on the command line, checked (with the temperatures) by
+    the one check every entry point uses, and named as flags."""
+    from pyro_mlm.samplers.options import check_settings
 
     given = {k[len("opt_") :]: v for k, v in vars(args).items() if k.startswith("opt_")}
     given = {k: v for k, v in given.items() if v is not None}
-    own = SAMPLER_OPTIONS[kernel]
-    foreign = [k for k in given if k not in own]
-    if foreign:
-        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
-        raise UsageError(f"{flags} does not apply to --kernel {kernel}")
-    return {k: json.loads(json.dumps(own[k].parse(v))) for k, v in given.items()}
+    try:
+        parsed = check_settings(
+            kernel, given, temperature=temperature, proposal_temperature=proposal_temperature,
+            spell=flag,
+        )  # fmt: skip
+    except ValueError as err:
+        raise UsageError(str(err).replace(f"sampler {kernel!r}", f"--kernel {kernel}")) from err
+    return {k: json.loads(json.dumps(v)) for k, v in parsed.items()}
 
 
 def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
@@ -202,7 +230,7 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     given = {k: getattr(args, k) for k in RUN_DEFAULTS if getattr(args, k) is not None}
     if args.free is not None:
         given["free"] = args.free
-    options = sampler_options(args, spec.kernel)
+    options = sampler_options(args, spec.kernel, spec.temperature, spec.proposal_temperature)
     if options:
         given["options"] = {**spec.options, **options}
     if args.chains is not None:

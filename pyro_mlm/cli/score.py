@@ -6,13 +6,14 @@ import argparse
 import json
 from typing import Any
 
-from pyro_mlm.cli.inputs import UsageError, read_sequences
+from pyro_mlm.cli.inputs import UsageError, check_scale_out, read_sequences
 
 
 def score(args: argparse.Namespace) -> int:
     from pyro_mlm.load import load_model, load_vocabulary, resolve_device
     from pyro_mlm.score import encode_all, score_sequences
 
+    check_scale_out(args, gpus=False)
     device = resolve_device(args.device)
     texts = list(args.sequences)
     if args.file:

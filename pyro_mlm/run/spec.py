@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,9 @@ class RunSpec:
     # "" is chain 0's; a shard of a run gets the run's, so where chains run never changes
     # the target
     context: str = ""
+    # torch threads the run started with (0: not recorded): floats, and so draws, depend
+    # on them in their last bits, so a resumed run uses them again (pyro-mlm sample)
+    threads: int = 0
 
     @property
     def chains(self) -> int:
@@ -113,7 +117,7 @@ class RunSpec:
             raise ValueError("a run needs at least one chain (one starting sequence)")
         if not isinstance(self.free, str):
             fail("free", "a string such as 'all' or '98-110'")
-        from pyro_mlm.samplers.options import SAMPLER_OPTIONS
+        from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
 
         kernels = tuple(SAMPLER_OPTIONS)
         for name, choices in (("energy", ENERGIES), ("kernel", kernels), ("scan", SCANS)):
@@ -125,14 +129,12 @@ class RunSpec:
             fail("context", "a starting sequence (text), or '' for chain 0's")
         if not isinstance(self.resolved_free, dict):
             fail("resolved_free", "a mapping (positions, labels, regions, how)")
-        known = SAMPLER_OPTIONS[self.kernel]
-        for key, value in self.options.items():
-            if key not in known:
-                raise ValueError(
-                    f"sampler {self.kernel!r} takes no option {key!r}; its options: "
-                    f"{sorted(known) or 'none'}"
-                )
-            known[key].parse(value)  # raises ValueError on a bad value
+        check_settings(
+            self.kernel,
+            self.options,
+            temperature=self.temperature,
+            proposal_temperature=self.proposal_temperature,
+        )  # every option this sampler would ignore is refused, by name
         for name, low in (("warmup", 0), ("samples", 1), ("shards", 1), ("chains_per_start", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -181,8 +183,13 @@ class RunSpec:
         return dataclasses.replace(self, **changes)
 
 
-def prepare(spec: RunSpec, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare(
+    spec: RunSpec, vocab: Vocabulary, spell: Callable[[str], str] = str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Starting tokens ``[C, L]`` and free mask ``[C, L]`` of ``spec`` (masks not yet filled).
+
+    ``spell`` names an option in errors as the caller spelled it (``--block-size`` on the
+    command line).
 
     Checks what the tokens alone decide: every sequence encodes, all have one length
     within the model's limit, and ``free`` names positions inside them.
@@ -202,6 +209,13 @@ def prepare(spec: RunSpec, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tenso
     vocab.check_length(lengths[0])
     tokens = torch.stack(encoded)
     free = torch.stack([parse_free(spec.free, t, vocab, spec.numbering) for t in tokens])
+    from pyro_mlm.samplers.options import check_settings
+
+    check_settings(
+        spec.kernel, spec.options, temperature=spec.temperature,
+        proposal_temperature=spec.proposal_temperature, free_counts=free.sum(-1).tolist(),
+        spell=spell,
+    )  # fmt: skip
     outside = free & ~torch.isin(tokens, vocab.proposable_ids) & (tokens != vocab.mask_token_id)
     if bool(outside.any()):
         chain, pos = (int(i) for i in outside.nonzero()[0])

@@ -46,7 +46,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS, Option
+from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS, Option, check_settings
 
 if TYPE_CHECKING:
     from pyro_mlm.samplers.base import SweepInfo, SweepSampler
@@ -97,12 +97,18 @@ def build_sampler(name: str, target: object, free: object, **settings: object) -
         raise ValueError(f"unknown sampler {name!r}; registered: {', '.join(sorted(registry))}")
     cls = registry[name]
     common = {"scan", "proposal_temperature", "proposals_per_sweep"}
-    unknown = sorted(set(settings) - common - set(cls.OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"sampler {name!r} takes no option {unknown}; its options: "
-            f"{sorted(cls.OPTIONS) or 'none'}"
-        )
+    own = {k: v for k, v in settings.items() if k not in common}
+    if name in SAMPLER_OPTIONS:  # the one check of settings a sampler would ignore
+        counts = free.sum(-1).tolist() if hasattr(free, "sum") else None  # type: ignore[attr-defined]
+        check_settings(
+            name, own, temperature=float(getattr(target, "temperature", 1.0)),
+            proposal_temperature=float(settings.get("proposal_temperature", 1.0)),  # type: ignore[arg-type]
+            free_counts=counts,
+        )  # fmt: skip
+    else:  # a sampler registered at run time, without a row in SAMPLER_OPTIONS
+        unknown = sorted(set(own) - set(cls.OPTIONS))
+        if unknown:
+            raise ValueError(f"sampler {name!r} takes no option {unknown}")
     return cls(target, free, **settings)  # type: ignore[no-any-return]
 
 

@@ -23,7 +23,7 @@ from pyro_mlm.mh import MHInfo
 from pyro_mlm.samplers.options import Option
 from pyro_mlm.samplers.scan import SCANS, Scan, Sites, next_positions, sites_of
 from pyro_mlm.target import Target
-from pyro_mlm.validation import check_proposals, check_temperature
+from pyro_mlm.validation import check_chains, check_proposals, check_temperature
 
 
 class SweepInfo(NamedTuple):
@@ -84,8 +84,15 @@ class SweepSampler:
         if scan not in SCANS:
             raise ValueError(f"scan must be 'random' or 'systematic', got {scan!r}")
         check_proposals(proposals_per_sweep)
-        if free.dtype != torch.bool or free.dim() != 2 or not bool(free.any(-1).all()):
-            raise ValueError("free must be a [C, L] bool mask with a free position in every row")
+        if not isinstance(free, torch.Tensor) or free.dtype != torch.bool or free.dim() != 2:
+            got = tuple(free.shape) if isinstance(free, torch.Tensor) else type(free).__name__
+            kind = f", dtype {free.dtype}" if isinstance(free, torch.Tensor) else ""
+            raise ValueError(
+                f"free must be a [C, L] bool mask (one row per chain), got {got}{kind}; e.g. "
+                "parse_free('98-110', ids, mlm).expand(C, -1)"
+            )
+        if not bool(free.any(-1).all()):
+            raise ValueError("free must have a free position in every row (chain)")
         self.target = target
         self.sites: Sites = sites_of(free)
         self.scan: Scan = scan
@@ -96,6 +103,7 @@ class SweepSampler:
     # ------------------------------------------------------------ the interface
     def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> Any:
         """The state of ``tokens [C, L]``; ``beta [C]`` defaults to ``1 / T`` of the target."""
+        tokens = check_chains(tokens, self.sites.mask, self.target.mlm)
         if beta is None:
             beta = torch.full((tokens.shape[0],), 1.0 / self.target.temperature)
         self.target.check_start(tokens)

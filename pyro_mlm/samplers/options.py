@@ -88,3 +88,66 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
     "tuned": {"block_mode": BLOCK_MODE},
 }
 ANNEALABLE = ("block", "mh", "metropolised")  # samplers pyro-mlm optimize can anneal
+
+
+# settings shared by every sampler that a sampler does not use, with why
+IGNORED_COMMON: dict[str, dict[str, str]] = {
+    "tuned": {"proposal_temperature": "tuned chooses its proposal temperature in warm-up"},
+    "gibbs": {"temperature": "masked Gibbs always accepts, so it has no target temperature"},
+}
+
+
+def check_settings(
+    kernel: str,
+    options: dict[str, Any],
+    *,
+    temperature: float = 1.0,
+    proposal_temperature: float = 1.0,
+    free_counts: list[int] | None = None,
+    spell: Callable[[str], str] = str,
+) -> dict[str, Any]:
+    """The sampler's ``options`` parsed, after refusing every setting it would ignore.
+
+    The one check the command line, :class:`~pyro_mlm.run.spec.RunSpec`,
+    :func:`~pyro_mlm.samplers.build_sampler` and :class:`~pyro_mlm.kernel.SamplerKernel`
+    call: an unknown option, an option of another sampler, a shared setting this sampler
+    does not use given a non-default value (``IGNORED_COMMON``), a block option of replica
+    exchange whose inner sampler is ``mh``, and a block size larger than every chain's free
+    positions (``free_counts``) are ``ValueError`` s naming the option as the caller spelled
+    it (``spell``: e.g. ``--block-size`` on the command line), never silently dropped.
+    """
+    if kernel not in SAMPLER_OPTIONS:
+        raise ValueError(f"unknown sampler {kernel!r}; registered: {', '.join(SAMPLER_OPTIONS)}")
+    own = SAMPLER_OPTIONS[kernel]
+    foreign = sorted(set(options) - set(own))
+    if foreign:
+        owners = {k: [n for n, o in SAMPLER_OPTIONS.items() if k in o] for k in foreign}
+        raise ValueError(
+            "; ".join(
+                f"{spell(k)} does not apply to sampler {kernel!r}"
+                + (f" (it is an option of {', '.join(owners[k])})" if owners[k] else "")
+                for k in foreign
+            )
+        )
+    given = {"temperature": temperature, "proposal_temperature": proposal_temperature}
+    for name, why in IGNORED_COMMON.get(kernel, {}).items():
+        if given[name] != 1.0:
+            raise ValueError(
+                f"{spell(name)} {given[name]:g} does not apply to sampler {kernel!r}: {why}"
+            )
+    parsed = {k: own[k].parse(v) for k, v in options.items()}
+    inner = parsed.get("inner", own["inner"].default if "inner" in own else None)
+    if inner == "mh":
+        unused = sorted(k for k in parsed if k.startswith("block_"))
+        if unused:
+            raise ValueError(
+                f"{', '.join(spell(k) for k in unused)} does not apply to replica exchange "
+                f"with {spell('inner')} mh (single-site moves); use block or drop it"
+            )
+    sizes = parsed.get("block_size")
+    if sizes is not None and free_counts and max(sizes) > max(free_counts):
+        raise ValueError(
+            f"{spell('block_size')} {max(sizes)} is larger than the {max(free_counts)} free "
+            f"positions; give at most {max(free_counts)}"
+        )
+    return parsed

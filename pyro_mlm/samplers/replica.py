@@ -38,6 +38,7 @@ from pyro_mlm.samplers.options import (
     parse_sizes,
     parse_t_max,
 )
+from pyro_mlm.validation import check_chains
 
 
 class REState(NamedTuple):
@@ -128,6 +129,7 @@ class ReplicaExchange(SweepSampler):
 
     # ------------------------------------------------------------ init and step
     def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> REState:
+        tokens = check_chains(tokens, self.sites.mask, self.target.mlm)  # before replicating
         chains, device = tokens.shape[0], tokens.device
         gaps = torch.full((self.replicas - 1,), math.log(self.t_max) / (self.replicas - 1))
         inner = self.inner.init(
