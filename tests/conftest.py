@@ -77,6 +77,20 @@ def run_mcmc(kernel: object, tokens: torch.Tensor, samples: int, warmup: int, **
 
 
 @pytest.fixture(autouse=True)
+def _signals_left_as_found():
+    """No test may leave a SIGINT or SIGTERM handler behind (a run's stop guard, Ray's
+    handler): the suite itself must stop on Ctrl-C and ``kill``."""
+    import signal
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    after = {s: signal.getsignal(s) for s in before}
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+    assert after == before, f"a test left signal handlers behind: {after}"
+
+
+@pytest.fixture(autouse=True)
 def _seed() -> None:
     pyro.set_rng_seed(20260 + 1123)
     pyro.clear_param_store()

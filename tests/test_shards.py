@@ -131,9 +131,13 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def local_ray():
+    from pyro_mlm.run.ray_backend import restore_handlers, saved_handlers
+
+    handlers = saved_handlers()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+    restore_handlers(handlers)  # ray.init leaves its SIGTERM handler behind
 
 
 def test_ray_run_equals_the_in_process_sharded_run(local_ray, model_dir, tmp_path, reference):
@@ -191,10 +195,13 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(
 def test_a_two_node_cluster_runs_a_job_through_address(model_dir, tmp_path, reference):
     """A head and a second node on this machine (ray.cluster_utils.Cluster), joined with
     --address as a user would join a real cluster."""
-    if ray.is_initialized():
-        ray.shutdown()
     from ray.cluster_utils import Cluster
 
+    from pyro_mlm.run.ray_backend import restore_handlers, saved_handlers
+
+    if ray.is_initialized():
+        ray.shutdown()
+    handlers = saved_handlers()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
@@ -206,6 +213,7 @@ def test_a_two_node_cluster_runs_a_job_through_address(model_dir, tmp_path, refe
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+        restore_handlers(handlers)
 
 
 def test_without_ray_the_message_says_how_to_install(monkeypatch) -> None:

@@ -13,7 +13,20 @@ class UsageError(ValueError):
 def read_sequences(path: str) -> list[str]:
     """Sequences from a FASTA file (``>`` headers) or one per line; ``-`` reads stdin.
 
-    A file that is not UTF-8 text (a binary file, say) is a ``ValueError`` naming it.
+    See :func:`read_records`, which keeps each record's name.
+    """
+    return [sequence for _, sequence in read_records(path)]
+
+
+def read_records(path: str) -> list[tuple[str, str]]:
+    """``(name, sequence)`` records from FASTA (``>`` headers) or one sequence per line.
+
+    FASTA: the name is the header's text after ``>``; a record's sequence lines are
+    joined. A non-blank line before the first header, or a header with no sequence, is
+    a ``UsageError`` naming the file and line: such input is never dropped silently.
+    One per line: blank lines and ``#`` comments are skipped, and the name is
+    ``seq<line number>``. A file that is not UTF-8 text (a binary file, say) is a
+    ``UsageError`` naming it.
     """
     if path == "-":
         lines = sys.stdin.read().splitlines()
@@ -35,19 +48,39 @@ def read_sequences(path: str) -> list[str]:
                 "sequence per line"
             )
         lines = text.splitlines()
+    records: list[tuple[str, str, int]] = []  # name, sequence, header line
     if any(line.startswith(">") for line in lines):
-        out: list[str] = []
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             if line.startswith(">"):
-                out.append("")
-            elif out:
-                out[-1] += line.strip()
-        texts = [s for s in out if s]
+                if records and not records[-1][1]:
+                    _empty_record(path, records[-1])
+                records.append((line[1:].strip() or f"record{len(records) + 1}", "", number))
+            elif line.strip():
+                if not records:
+                    raise UsageError(
+                        f"{path} line {number}: sequence text before the first '>' header; "
+                        "give each sequence a header line, or use one sequence per line"
+                    )
+                name, sequence, head = records[-1]
+                records[-1] = (name, sequence + line.strip(), head)
+        if records and not records[-1][1]:
+            _empty_record(path, records[-1])
     else:
-        texts = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    if not texts:
+        records = [
+            (f"seq{number}", line.strip(), number)
+            for number, line in enumerate(lines, 1)
+            if line.strip() and not line.startswith("#")
+        ]
+    if not records:
         raise UsageError(f"{path} holds no sequence")
-    return texts
+    return [(name, sequence) for name, sequence, _ in records]
+
+
+def _empty_record(path: str, record: tuple[str, str, int]) -> None:
+    raise UsageError(
+        f"{path} line {record[2]}: the record {record[0]!r} has no sequence; remove its "
+        "header or give its sequence"
+    )
 
 
 def check_scale_out(args: object, *, gpus: bool = True) -> None:

@@ -142,7 +142,12 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
                     f"  {rank:>4} {d.free_region:<24} {interval:>20} {d.energy:>8.2f} "
                     f"{d.hamming_to_start:>4}  {d.mutations or '-'}"
                 )
-            if not _converged(result.summary):
+            if result.draws < MIN_DRAWS:
+                print(
+                    "  convergence was not assessed (too few draws): these frequencies are "
+                    "not yet posterior probabilities"
+                )
+            elif not _converged(result.summary):
                 print(
                     "  the run has NOT CONVERGED: these frequencies are not yet posterior "
                     "probabilities (the intervals assume chains that have mixed)"

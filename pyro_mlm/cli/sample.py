@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pyro_mlm.cli.inputs import UsageError, check_memory, check_scale_out, read_sequences
+from pyro_mlm.cli.inputs import UsageError, check_memory, check_scale_out, read_records
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import CHECKPOINT_FILE, REPORT_FILES, SAMPLES_FILE, SPEC_FILE
 
@@ -121,9 +121,10 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
 
 
 def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
-    texts: list[str] = list(args.sequence or [])
+    records = [(f"sequence{k + 1}", t) for k, t in enumerate(args.sequence or [])]
     if args.sequences_file:
-        texts += read_sequences(args.sequences_file)
+        records += read_records(args.sequences_file)
+    texts = [text for _, text in records]
     mask = str(vocab.tokenizer.mask_token)
     if args.length is not None:
         if texts:
@@ -174,7 +175,7 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
     if args.campaign:
         return RunSpec(
             sequences=tuple(texts), free=free, options=options, experts=experts,
-            chains_per_start=chains, **values,
+            chains_per_start=chains, names=tuple(name for name, _ in records), **values,
         ).validate()  # fmt: skip
     if workers > chains:
         raise UsageError(f"--workers {workers} for {chains} chains; give at most one per chain")

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from pyro_mlm.cli.inputs import UsageError, check_scale_out, read_sequences
+from pyro_mlm.cli.inputs import UsageError, check_scale_out, read_records
 
 
 def score(args: argparse.Namespace) -> int:
@@ -15,9 +15,10 @@ def score(args: argparse.Namespace) -> int:
 
     check_scale_out(args, gpus=False)
     device = resolve_device(args.device)
-    texts = list(args.sequences)
+    records = [(f"arg{k + 1}", t) for k, t in enumerate(args.sequences)]
     if args.file:
-        texts += read_sequences(args.file)
+        records += read_records(args.file)
+    texts = [text for _, text in records]
     if not texts:
         raise UsageError("give sequences to score as arguments or with --file")
     encode_all(load_vocabulary(args.model), texts)  # every sequence checked before the weights
@@ -31,15 +32,16 @@ def score(args: argparse.Namespace) -> int:
         from pyro_mlm.run.claim import claimed
 
         with claimed(args.out, "the score file", directory=False):
-            written = _score_to_file(args, texts, kinds, device)
+            written = _score_to_file(args, records, kinds, device)
         print(f"{args.out}: {written} rows written now, {len(texts) - written} already there")
         return 0
     mlm = load_model(args.model, device=device)
     rows = score_sequences(mlm, texts, kinds, progress=not args.no_progress)
+    rows = [{"name": name, **row} for (name, _), row in zip(records, rows, strict=True)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
-        columns = [c for c in rows[0] if c != "sequence"] + ["sequence"]
+        columns = [c for c in rows[0] if c not in ("sequence", "name")] + ["sequence"]
         print("  ".join(f"{c:>17}" if c != "sequence" else c for c in columns))
         for row in rows:
             cells = [f"{row[c]:>17}" for c in columns[:-1]]
@@ -49,7 +51,7 @@ def score(args: argparse.Namespace) -> int:
 
 
 def _score_to_file(
-    args: argparse.Namespace, texts: list[str], kinds: list[str], device: Any
+    args: argparse.Namespace, records: list[tuple[str, str]], kinds: list[str], device: Any
 ) -> int:
     """Rows into ``--out`` (held by this process), locally or on Ray; the rows written now."""
     from pyro_mlm import score_ray
@@ -57,8 +59,10 @@ def _score_to_file(
 
     if args.backend == "ray":
         return score_ray.score_to_csv_ray(
-            args.model, texts, kinds, args.out, workers=args.workers or 1,
+            args.model, records, kinds, args.out, workers=args.workers or 1,
             threads=args.threads_per_worker or 1, address=args.address,
         )  # fmt: skip
     mlm = load_model(args.model, device=device)
-    return score_ray.score_to_csv_local(mlm, texts, kinds, args.out, progress=not args.no_progress)
+    return score_ray.score_to_csv_local(
+        mlm, records, kinds, args.out, progress=not args.no_progress, model=args.model
+    )

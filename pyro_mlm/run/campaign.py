@@ -35,6 +35,7 @@ def job_specs(spec: RunSpec) -> list[RunSpec]:
             seed=shard_seed(spec.seed, k),
             chains_per_start=0,
             resolved_free={},  # each job resolves --free in its own start
+            names=(),
         )
         for k, start in enumerate(spec.sequences)
     ]
@@ -92,7 +93,10 @@ def run_campaign(
     rows = submit(jobs)
     table = []
     for k, ((job, folder), row) in enumerate(zip(jobs, rows, strict=True)):
-        table.append({"job": k, "directory": folder, "start": job.sequences[0], **row})
+        name = spec.names[k] if k < len(spec.names) else f"start{k + 1}"
+        table.append(
+            {"job": k, "name": name, "directory": folder, "start": job.sequences[0], **row}
+        )
     write_table(os.path.join(directory, TABLE), table)
     print(f"campaign: {len(jobs)} jobs in {time.perf_counter() - began:.0f}s", file=sys.stderr)
     return table
@@ -129,7 +133,7 @@ def ray_submit(
 ) -> tuple[Callable[..., list[dict[str, Any]]], Callable[[], None]]:
     """Jobs spread over ``workers`` Ray actors (``ray.util.ActorPool``); a killed actor is
     restarted and its job retried, resuming from the job's checkpoint."""
-    from pyro_mlm.run.ray_backend import model_path, ray_session, restartable
+    from pyro_mlm.run.ray_backend import end_session, model_path, ray_session, restartable
 
     ray, started = ray_session(address)
     from ray.util import ActorPool
@@ -151,6 +155,6 @@ def ray_submit(
         for a in actors:
             ray.kill(a, no_restart=True)
         if started:
-            ray.shutdown()
+            end_session(ray)
 
     return submit, close

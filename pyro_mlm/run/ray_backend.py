@@ -38,8 +38,40 @@ def ray_session(address: str | None) -> tuple[Any, bool]:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address:
         options["address"] = address
+    _HANDLERS.update(saved_handlers())
     ray.init(**options)
     return ray, True
+
+
+def end_session(ray: Any) -> None:
+    """Shut down the Ray instance :func:`ray_session` started, and put back the SIGINT and
+    SIGTERM handlers that ``ray.init`` replaced (it leaves its own SIGTERM handler, which
+    would turn a later ``kill`` of this process, a test run say, into a ``SystemExit``
+    inside whatever code is running)."""
+    ray.shutdown()
+    restore_handlers(_HANDLERS)
+    _HANDLERS.clear()
+
+
+_HANDLERS: dict[int, Any] = {}
+
+
+def saved_handlers() -> dict[int, Any]:
+    """The current SIGINT and SIGTERM handlers (main thread only; elsewhere none)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {int(s): signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_handlers(handlers: dict[int, Any]) -> None:
+    import signal
+
+    for number, handler in handlers.items():
+        if handler is not None:
+            signal.signal(number, handler)
 
 
 def model_path(model: str) -> str:
@@ -87,6 +119,6 @@ def ray_backend(
         for actor in actors:
             ray.kill(actor, no_restart=True)
         if started:
-            ray.shutdown()
+            end_session(ray)
 
     return factory, call, close

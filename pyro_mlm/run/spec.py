@@ -58,6 +58,7 @@ class RunSpec:
     # torch threads the run started with (0: not recorded): floats, and so draws, depend
     # on them in their last bits, so a resumed run uses them again (pyro-mlm sample)
     threads: int = 0
+    names: tuple[str, ...] = ()  # a campaign's start names (FASTA headers), for its table
 
     @property
     def chains(self) -> int:
@@ -88,7 +89,13 @@ class RunSpec:
         experts = data.get("experts", [])
         if not isinstance(experts, list) or not all(isinstance(e, str) for e in experts):
             raise ValueError("'experts' must be a list of strings")
-        spec = cls(**{**data, "sequences": tuple(sequences), "experts": tuple(experts)})
+        names = data.get("names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("'names' must be a list of strings")
+        spec = cls(
+            **{**data, "sequences": tuple(sequences), "experts": tuple(experts),
+               "names": tuple(names)}
+        )  # fmt: skip
         spec.validate()
         return spec
 
