@@ -64,7 +64,7 @@ class MaskedGibbs(SamplerKernel):
     Same interface as :class:`MaskedMH`. Each update costs one masked row per chain.
     Because an MLM's conditionals are not those of any single joint distribution, this
     chain does **not** target :math:`\\propto e^{-E/T}`; it is here as the baseline the
-    paper compares against. Energies are evaluated once per recorded draw.
+    paper compares against. Its energy is evaluated once per sweep (the draw's ``energy`` site).
     """
 
     def __init__(
