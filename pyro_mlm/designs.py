@@ -153,11 +153,8 @@ def _labels_of(
     """Labels and regions of the positions of ``mask`` (residue numbers without ``labels``)."""
     import torch
 
-    n = int(mask.sum())
-    if labels and len(labels.get("labels", [])) == n:
-        return list(labels["labels"]), list(labels["regions"])
     numbers = vocab.residue_numbers(torch.as_tensor(np.asarray(row, dtype=np.int64)))
-    return [str(int(k)) for k in numbers[torch.as_tensor(mask)]], [""] * n
+    return _position_labels(numbers[torch.as_tensor(mask)].tolist(), labels)
 
 
 def mutation_list(
@@ -280,6 +277,7 @@ def write_marginals(
 def _position_labels(
     numbers: Sequence[int], labels: dict[str, Any] | None
 ) -> tuple[list[str], list[str]]:
+    """The run's labels and regions of these positions, or their residue numbers."""
     if labels and len(labels.get("labels", [])) == len(numbers):
         return list(labels["labels"]), list(labels["regions"])
     return [str(n) for n in numbers], [""] * len(numbers)
