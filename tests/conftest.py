@@ -60,6 +60,19 @@ def save_tiny(path: object, **kwargs: object) -> str:
     return str(path)
 
 
+def run_fresh_python(script: str) -> tuple[str, str]:
+    """Run ``script`` in a new interpreter (nothing imported yet); it must exit 0.
+
+    Returns its stdout and stderr; for checks such as "torch is never imported".
+    """
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
 def run_mcmc(kernel: object, tokens: torch.Tensor, samples: int, warmup: int, **kwargs: object):
     """Run ``pyro.infer.MCMC`` from ``tokens`` with the progress bar off; return the MCMC."""
     from pyro.infer import MCMC

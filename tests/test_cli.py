@@ -343,15 +343,12 @@ def test_a_loaded_machine_gets_one_thread_and_says_so(model_dir, monkeypatch, ca
 
 
 def test_a_missing_extra_is_reported_before_torch_loads() -> None:
-    import subprocess
-    import sys
+    from conftest import run_fresh_python
 
-    script = (
+    _, err = run_fresh_python(
         "import sys\nsys.modules['antiberty'] = None  # as if the extra were not installed\n"
         "from pyro_mlm.cli import main\n"
         "rc = main(['sample', '--sequence', 'EVQLV', '--free', 'all', '--out', 'x'])\n"
         "assert rc == 2 and 'torch' not in sys.modules, (rc, 'torch' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "pip install 'antiberty==0.1.3'" in done.stderr
+    assert "pip install 'antiberty==0.1.3'" in err
