@@ -14,6 +14,12 @@ Hamming distance to a fixed random CDR-H3 (as DISCS measures it); ESS of the ene
 energy within Monte Carlo error: the script reports each one's z-score against
 single-site MH (masked Gibbs is inexact and only shown).
 
+Mode crossing: ``--starts modes`` starts the chains round-robin in distinct low-energy
+CDR-H3s (``MODES``); every sweep's draw is assigned to the nearest mode within Hamming
+distance ``RADIUS`` (or to none), and a crossing is a chain's arrival in a mode other
+than the last one it was in. Columns ``cross/1k`` (crossings per 1000 rows per chain) and
+``crossed`` (chains that reached a second mode); ``H/1k`` is the Hamming ESS per 1000 rows.
+
     python bench/mixing.py --model sapiens-h --rows 60000 --json bench/results/mixing-sapiens-h.json
 
 On a GPU, ``--device cuda --dtype bfloat16 --jobs 7`` runs each sampler in its own process
@@ -24,6 +30,7 @@ then the row counts differ and ESS per 1000 rows is the column to compare.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import subprocess
@@ -56,8 +63,15 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("metropolised", "metropolised", {}),
     ("replica-exchange R=4", "replica-exchange", {"replicas": 4, "t_max": 3.0}),
     ("tuned", "tuned", {}),
+    ("regenerate p=0.25", "regenerate", {}),
+    ("regenerate p=0.5", "regenerate", {"regen_prob": 0.5}),
+    ("regenerate window 4", "regenerate", {"regen_block": "window", "regen_size": 4}),
     ("gibbs (inexact)", "gibbs", {}),
 ]
+# distinct low-energy CDR-H3s of trastuzumab (the native last); --starts modes puts the
+# chains in them round-robin, and the crossing table counts moves between them
+MODES = ("AKDYGSGSYYFDY", "ARSYYDSSNWFDP", "SRWGGDGFYAMDY")
+RADIUS = 3  # a draw is "in" a mode within this Hamming distance of it (13 residues)
 
 
 @dataclass
@@ -79,7 +93,13 @@ class Row:
     ess_per_1k_rows_lo: float
     ess_per_1k_rows_hi: float
     ess_per_min: float
+    ess_h_per_1k_rows: float
     z_vs_mh: float
+    crossings: int  # arrivals in a mode other than the chain's last one (all chains)
+    crossings_per_1k_rows: float  # per chain
+    chains_crossed: int  # chains that reached a mode other than their first
+    regen_acceptance: float  # regenerate: mean min(1, alpha) of the kept regenerations
+    tau_r: float  # regenerate: the frozen regeneration temperature
     frozen: bool  # adaptation stopped (replica exchange, tuned) before the budget ran out
 
 
@@ -99,6 +119,8 @@ class Chains:
         self.accept: list[torch.Tensor] = []
         self.novel: list[torch.Tensor] = []
         self.swaps: list[torch.Tensor] = []
+        self.regen: list[torch.Tensor] = []  # [2, chains] per sweep: regenerations, accepted
+        self.tau_r = float("nan")
         self.seconds = 0.0
         self.sweeps = 0
 
@@ -122,11 +144,20 @@ class Chains:
         swap = getattr(info, "swap_rate", None)
         if swap is not None:
             self.swaps.append(swap.cpu())
+        if hasattr(info, "regenerations"):
+            self.regen.append(torch.stack([info.regenerations, info.regen_accepted]).cpu())
+            self.tau_r = float(info.regen_temperature[0])
 
-    def records(self, reference: torch.Tensor, free: torch.Tensor) -> dict[str, Any]:
+    def records(
+        self, reference: torch.Tensor, free: torch.Tensor, modes: torch.Tensor
+    ) -> dict[str, Any]:
         """What the summary needs, as plain tensors (one process can hand it to another)."""
         tokens = torch.stack(self.tokens)
+        region = tokens[..., free.cpu()]  # [sweeps, chains, n]
+        distance = (region.unsqueeze(2) != modes.cpu()).sum(-1)  # [sweeps, chains, modes]
+        nearest = distance.min(-1)
         return {
+            "modes": torch.where(nearest.values <= RADIUS, nearest.indices, -1),
             "label": self.label,
             "name": self.name,
             "energy": torch.stack(self.energy),  # [sweeps, chains]
@@ -134,6 +165,8 @@ class Chains:
             "accept": torch.stack(self.accept),
             "novel": torch.stack(self.novel),
             "swaps": torch.stack(self.swaps) if self.swaps else None,
+            "regen": torch.stack(self.regen) if self.regen else None,
+            "tau_r": self.tau_r,
             "seconds": self.seconds,
             "sweeps": self.sweeps,
             "rows": self.rows,
@@ -156,6 +189,20 @@ def bootstrap_ess(x: np.ndarray, rows: float, rng: np.random.Generator) -> tuple
     return float(np.percentile(values, 5)), float(np.percentile(values, 95))
 
 
+def crossings(modes: torch.Tensor) -> tuple[int, int]:
+    """``(crossings, chains that crossed)`` of ``modes [sweeps, chains]`` (-1: in none).
+
+    A crossing is an arrival in a mode other than the last one the chain was in.
+    """
+    total, crossed = 0, 0
+    for chain in modes.T.tolist():
+        visited = [m for m in chain if m >= 0]
+        changes = sum(a != b for a, b in itertools.pairwise(visited))
+        total += changes
+        crossed += int(changes > 0)
+    return total, crossed
+
+
 def summarise(rec: dict[str, Any], rng: np.random.Generator, mh: Row | None) -> Row:
     sweeps = rec["sweeps"]
     keep = slice(sweeps // 4, None)  # the first quarter is warm-up
@@ -171,6 +218,11 @@ def summarise(rec: dict[str, Any], rng: np.random.Generator, mh: Row | None) -> 
     mean = float(energy.mean())
     z = float("nan") if mh is None else (mean - mh.mean_energy) / math.hypot(mcse, mh.mcse_energy)
     swaps = rec["swaps"][keep].mean((0, 1)).tolist() if rec["swaps"] is not None else []
+    crossed, chains_crossed = crossings(rec["modes"])  # every sweep: crossing is the point
+    regen = rec.get("regen")
+    regen_acc = float("nan")
+    if regen is not None and float(regen[keep, 0].sum()) > 0:
+        regen_acc = float(regen[keep, 1].sum() / regen[keep, 0].sum())
     return Row(
         rec["label"],
         sweeps,
@@ -189,7 +241,13 @@ def summarise(rec: dict[str, Any], rng: np.random.Generator, mh: Row | None) -> 
         lo,
         hi,
         ess_e / minutes if minutes else float("nan"),
+        ess_h / (energy.shape[0] * rows / 1000),
         z,
+        crossed,
+        crossed / (rec["modes"].shape[1] * rec["rows"] / 1000),
+        chains_crossed,
+        regen_acc,
+        rec.get("tau_r", float("nan")),
         rec["frozen"],
     )
 
@@ -209,8 +267,18 @@ def run_here(args: argparse.Namespace) -> list[dict[str, Any]]:
         x[free] = proposable[pick]
         return x
 
-    half = args.chains // 2
-    start = torch.stack([ids] * half + [random_cdr() for _ in range(args.chains - half)])
+    modes = torch.stack([mlm.encode(cdr).cpu() for cdr in MODES])  # plain residue strings
+    modes = modes[:, 1:-1] if modes.shape[1] == len(MODES[0]) + 2 else modes  # drop specials
+    if args.starts == "modes":
+        rows = []
+        for c in range(args.chains):
+            x = ids.clone()
+            x[free] = modes[c % len(MODES)].to(x)
+            rows.append(x)
+        start = torch.stack(rows)
+    else:
+        half = args.chains // 2
+        start = torch.stack([ids] * half + [random_cdr() for _ in range(args.chains - half)])
     reference = random_cdr()
     target = Target(MLMEnergy(mlm))
     mask = free.expand(args.chains, -1).to(mlm.device)
@@ -235,7 +303,7 @@ def run_here(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"[{(last - began) / 60:.1f} min] {done}", flush=True)
     if time.perf_counter() >= deadline:
         print(f"stopped at the {args.minutes}-minute limit before the row budget", flush=True)
-    return [c.records(reference, free) for c in runs]
+    return [c.records(reference, free, modes) for c in runs]
 
 
 def run_in_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -243,7 +311,8 @@ def run_in_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
     labels = args.only or [label for label, _, _ in SETTINGS]
     common = ["--model", args.model, "--rows", str(args.rows), "--chains", str(args.chains),
               "--seed", str(args.seed), "--device", args.device, "--dtype", args.dtype,
-              "--minutes", str(args.minutes or 0), "--threads", str(args.threads or 1)]  # fmt: skip
+              "--minutes", str(args.minutes or 0), "--threads", str(args.threads or 1),
+              "--starts", args.starts]  # fmt: skip
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         pending = list(enumerate(labels))
@@ -268,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="sapiens-h")
     parser.add_argument("--rows", type=float, default=60000, help="masked rows per chain")
     parser.add_argument("--chains", type=int, default=8, help="half native, half random starts")
+    parser.add_argument(
+        "--starts", choices=["native-random", "modes"], default="native-random",
+        help="native-random: half native, half random CDRs; modes: round-robin over MODES",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
@@ -306,11 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'sampler':<22}{'sweeps':>7}{'rows':>9}{'s':>8}{'acc':>6}{'novel':>6}"
         f"{'E +- MCSE':>16}{'ESS E':>7}{'ESS H':>7}{'Rh E':>6}{'Rh H':>6}"
-        f"{'ESS/1k rows [90%]':>24}{'ESS/min':>9}{'z vs mh':>8}  swaps"
+        f"{'ESS/1k rows [90%]':>24}{'H/1k':>7}{'ESS/min':>9}{'z vs mh':>8}{'cross/1k':>9}"
+        f"{'crossed':>8}  swaps"
     )
     print(
-        f"{args.model}, trastuzumab CDR-H3, {args.chains} chains, {args.rows:.0f} rows per chain, "
-        f"{args.device} {args.dtype}"
+        f"{args.model}, trastuzumab CDR-H3, {args.chains} chains ({args.starts} starts), "
+        f"{args.rows:.0f} rows per chain, {args.device} {args.dtype}; modes {', '.join(MODES)} "
+        f"(radius {RADIUS})"
     )
     print(header)
     for r in rows:
@@ -319,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.acceptance:>6.2f}{r.novel:>6.2f}{r.mean_energy:>9.2f} +- {r.mcse_energy:<4.2f}"
             f"{r.ess_energy:>7.0f}{r.ess_hamming:>7.0f}{r.rhat_energy:>6.2f}{r.rhat_hamming:>6.2f}"
             f"{r.ess_per_1k_rows:>9.3f} [{r.ess_per_1k_rows_lo:.3f}, {r.ess_per_1k_rows_hi:.3f}]"
-            f"{r.ess_per_min:>9.1f}{r.z_vs_mh:>8.2f}  {r.swap_rates or ''}"
+            f"{r.ess_h_per_1k_rows:>7.3f}{r.ess_per_min:>9.1f}{r.z_vs_mh:>8.2f}"
+            f"{r.crossings_per_1k_rows:>9.3f}{r.chains_crossed:>5}/{args.chains:<2}  "
+            f"{r.swap_rates or ''}"
+            + (f" regen {r.regen_acceptance:.2f} tau_r {r.tau_r:g}" if r.tau_r == r.tau_r else "")
             + ("" if r.frozen else "  (warm-up never ended: budget cut by --minutes)")
         )
     result = {
@@ -327,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "rows_per_chain": args.rows,
         "chains": args.chains,
+        "starts": args.starts,
+        "modes": list(MODES),
+        "mode_radius": RADIUS,
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "dtype": args.dtype,
         "wall_minutes": (time.perf_counter() - began) / 60,

@@ -58,7 +58,11 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         "acceptance_rate": stacked("acceptance_rate"),
         "is_novel": stacked("is_novel"),
         "accept_prob": stacked("accept_prob"),
-        **{k: stacked(k) for k in ("rows", "seconds") if diags[0][k].numel()},
+        **{
+            k: stacked(k)
+            for k in ("rows", "seconds", "regenerations", "regen_accepted", "regen_temperature")
+            if k in diags[0] and diags[0][k].numel()
+        },
     }
 
 
@@ -70,7 +74,8 @@ def to_inference_data(mcmc: Any) -> Any:
     posterior
         ``tokens`` (chain, draw, position; token ids as float64, exact), ``energy``
         (total energy, not divided by temperature), ``hamming`` (positions
-        differing from the chain's start); coordinates ``sequence`` (chain, draw:
+        differing from the first chain's start, one
+        reference for all chains); coordinates ``sequence`` (chain, draw:
         the decoded text) and ``residue`` (position: 1-based content numbering).
     sample_stats
         ``lp`` (:math:`-E/T`, the log target up to a constant; ``-energy`` at

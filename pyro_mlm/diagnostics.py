@@ -1,8 +1,10 @@
 """ArviZ InferenceData from per-draw arrays, and convergence summaries.
 
 Token ids are permutation-invariant labels, so the library's R-hat and ESS are computed
-on float summaries of the chain: the energy and the Hamming distance to the chain's
-start. A ``pyro.infer.MCMC`` run is converted by :mod:`pyro_mlm.conversion`.
+on float summaries of the chain: the energy and the Hamming distance to one fixed
+reference, the first chain's start, for every chain (each chain's own start would be a
+different function in each chain where the starts differ). A ``pyro.infer.MCMC`` run
+is converted by :mod:`pyro_mlm.conversion`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import numpy as np
 
 SUMMARY_VARS = ("energy", "hamming")
 TEXT_VARS = ("sequence", "free_region")  # per-draw strings: posterior coordinates
-STAT_VARS = ("lp", "acceptance_rate", "is_novel", "accept_prob", "rows", "seconds", "swap_rate")
+STAT_VARS = (
+    "lp", "acceptance_rate", "is_novel", "accept_prob", "rows", "seconds", "swap_rate",
+    "regenerations", "regen_accepted", "regen_temperature",
+)  # fmt: skip
 MIN_DRAWS = 4  # ArviZ's R-hat and ESS need at least 4 draws per chain
 
 
@@ -50,7 +55,8 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     ranks them as it ranks any float) and any of ``sequence`` and ``free_region``
     (strings), and any of
     ``lp``, ``acceptance_rate``, ``is_novel``, ``accept_prob``, ``rows``, ``seconds``,
-    ``swap_rate`` (sample stats), as :func:`pyro_mlm.conversion.draws_by_chain` returns
+    ``swap_rate``, ``regenerations``, ``regen_accepted``, ``regen_temperature`` (sample
+    stats), as :func:`pyro_mlm.conversion.draws_by_chain` returns
     them or as the command line reads them back from ``samples.jsonl``. The strings
     become coordinates over ``(chain, draw)`` of the posterior, not variables, so
     ArviZ's defaults (``az.summary``, ``az.rhat``, ``az.plot_trace``, ...) compute on

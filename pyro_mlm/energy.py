@@ -264,6 +264,16 @@ class MLMEnergy:
             proposable_ids=self.mlm.proposable_ids,
         )
 
+    def conditionals_at(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        r"""Scores over the proposable ids at ``positions [N, P]`` of ``rows [N, L]`` whose
+        masks are already in place: :math:`s_t(X_{\setminus M})`, ``[N, P, K]``.
+
+        The multi-mask conditional (:meth:`~pyro_mlm.models.MaskedLM.logits_at`): one
+        masked row per row of ``rows``, however many of its positions are masked.
+        """
+        logits = self.mlm.logits_at(rows, self.mlm.attention_mask(rows), positions)
+        return logits.to(rows.device)[..., self.mlm.proposable_ids.to(rows.device)]
+
     def __repr__(self) -> str:
         return (
             f"MLMEnergy({self.mlm!r}, parametrization={self.parametrization!r}, "

@@ -5,7 +5,8 @@ runs ``C`` vectorised chains through the same forward passes. One ``sample()`` c
 is one sweep of the sampler (:mod:`pyro_mlm.samplers`). Each draw has three sites, so
 that Pyro's ``MCMC.summary()`` / ``diagnostics()`` and ``arviz.from_pyro`` work with
 their defaults: ``energy`` (the total energy, not divided by the temperature),
-``hamming`` (positions differing from the chain's start) and ``tokens``, all float64
+``hamming`` (positions differing from the first chain's start, one reference for every
+chain so that R-hat compares one function) and ``tokens``, all float64
 (token ids are exact integers; Pyro's statistics take the mean of every site, which
 an integer tensor refuses). Vectorised chains become Pyro chains in the samples
 (:class:`~pyro_mlm._pyro_parallel.ChainsFirst`): ``get_samples(group_by_chain=True)``
@@ -333,9 +334,16 @@ class SamplerKernel(MCMCKernel):
             sites = {
                 "tokens": current.double(),
                 "energy": self.current_energy.double(),
-                "hamming": hamming(current, self._initial).double(),
+                "hamming": hamming(current, self._reference()).double(),
             }
         return {k: (v if self._vectorised else v[0]).cpu() for k, v in sites.items()}
+
+    def _reference(self) -> torch.Tensor:
+        """``[1, L]``: the Hamming distance's reference, the first chain's start (Pyro's
+        chain 0 where parallel workers each hold their own rows)."""
+        assert self._initial is not None
+        first = self._per_worker.get(0, self._initial)
+        return first[:1].to(self._initial.device)
 
     def _current_tokens(self) -> torch.Tensor:
         assert self._state is not None

@@ -32,14 +32,12 @@ def predict_masked(
     positions that are not masked are meaningless).
     """
     rows = tokens.masked_fill(masked, mlm.mask_token_id)
-    proposable = mlm.proposable_ids.to(mlm.device)
-    with torch.inference_mode():
-        logits = mlm.model(
-            input_ids=rows.to(mlm.device), attention_mask=mlm.attention_mask(rows).to(mlm.device)
-        ).logits
-        probs = torch.softmax(logits[..., proposable].float(), dim=-1)
-        confidence, column = probs.max(-1)
-    return proposable[column].to(tokens.device), confidence.to(tokens.device)
+    proposable = mlm.proposable_ids.to(tokens.device)
+    positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+    logits = mlm.logits_at(rows, mlm.attention_mask(rows), positions).to(tokens.device)
+    probs = torch.softmax(logits[..., proposable], dim=-1)
+    confidence, column = probs.max(-1)
+    return proposable[column], confidence
 
 
 def mask_predict(

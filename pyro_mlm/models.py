@@ -1,12 +1,14 @@
 """Loading masked language models and talking to them.
 
 This is the only module that touches ``transformers``. Everything else sees a
-:class:`MaskedLM`, whose one hot-path method is :meth:`MaskedLM.masked_logits`:
-the raw LM-head scores at one masked position per row.
+:class:`MaskedLM`, whose one forward method is :meth:`MaskedLM.logits_at`: the raw
+LM-head scores at chosen positions of rows that may hold several mask tokens
+(:meth:`MaskedLM.masked_logits` is its one-position-per-row case, the energy's hot path).
 
 The LM head is applied only where it is needed: a forward hook on the encoder
-gathers the hidden state of each row's masked position before the head runs, so a
-row of length ``L`` costs ``1 x H x V`` head FLOPs instead of ``L x H x V``. The
+gathers the hidden states of each row's wanted positions before the head runs, so a
+row of length ``L`` costs ``P x H x V`` head FLOPs for ``P`` positions instead of
+``L x H x V``. The
 hook is checked against the plain forward at construction; an architecture whose
 head is not position-wise falls back to the full forward (``head_mode="full"``).
 """
@@ -25,17 +27,17 @@ ANTIBERTY_REQUIREMENT = "antiberty==0.1.3"
 
 
 class _GatherHook:
-    """Forward hook that keeps only the hidden state at each row's masked position."""
+    """Forward hook that keeps only the hidden states at each row's wanted positions."""
 
     def __init__(self) -> None:
-        self.positions: torch.Tensor | None = None
+        self.positions: torch.Tensor | None = None  # [N, P]
 
     def __call__(self, module: torch.nn.Module, args: Any, output: Any) -> Any:
         if self.positions is None:
             return None
         hidden = output[0]
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        gathered = hidden[rows, self.positions.to(hidden.device)].unsqueeze(1)
+        index = self.positions.to(hidden.device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        gathered = hidden.gather(1, index)
         if isinstance(output, tuple):
             return (gathered, *output[1:])
         first_key = next(iter(output.keys()))
@@ -211,6 +213,34 @@ class MaskedLM(Vocabulary):
         -------
         Tensor ``[N, V]`` of logits ``s_{positions[n]}(input_ids[n])``.
         """
+        return self.logits_at(input_ids, attention_mask, positions.unsqueeze(-1))[:, 0]
+
+    def logits_at(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        r"""Raw LM-head scores at several positions of each row, in float32: the one
+        forward pass of the package (the multi-mask conditional).
+
+        Row ``n`` may hold the mask token at many positions (the positions of a block
+        being regenerated, or Mask-Predict's low-confidence positions); the scores at
+        position ``t`` are then :math:`s_t(X_{\setminus M})`, the MLM's conditional at
+        ``t`` given the row with every masked position ``M`` hidden. The LM head runs
+        only at ``positions`` (``head_mode="gather"``).
+
+        Parameters
+        ----------
+        input_ids
+            ``[N, L]`` token ids, masks already in place.
+        attention_mask
+            ``[N, L]``, 1 for real tokens and 0 for padding.
+        positions
+            ``[N, P]`` the positions whose scores are wanted in each row (a row needing
+            fewer may repeat one).
+
+        Returns
+        -------
+        Tensor ``[N, P, V]``: ``out[n, p] = s_{positions[n, p]}(input_ids[n])``.
+        """
         device = self.device
         input_ids = input_ids.to(device)
         positions = positions.to(device)
@@ -221,13 +251,13 @@ class MaskedLM(Vocabulary):
                     out = self.model(input_ids=input_ids, attention_mask=attention_mask.to(device))
                 finally:
                     self._hook.positions = None
-                logits = out.logits[:, 0]
+                logits = out.logits
             else:
                 out = self.model(input_ids=input_ids, attention_mask=attention_mask.to(device))
-                rows = torch.arange(input_ids.shape[0], device=device)
-                logits = out.logits[rows, positions]
+                index = positions.unsqueeze(-1).expand(-1, -1, out.logits.shape[-1])
+                logits = out.logits.gather(1, index)
         # clone outside inference mode: callers get an ordinary tensor they may modify
-        return logits[:, : self.vocab_size].float().clone()
+        return logits[..., : self.vocab_size].float().clone()
 
     # ------------------------------------------------------------------ helpers
     def _gather_matches_full(self) -> bool:
@@ -244,7 +274,7 @@ class MaskedLM(Vocabulary):
             with torch.inference_mode():
                 full = self.model(input_ids=ids, attention_mask=attn).logits
                 full = full[torch.arange(2), positions].float()
-                self._hook.positions = positions
+                self._hook.positions = positions.unsqueeze(-1)
                 gathered = self.model(input_ids=ids, attention_mask=attn).logits[:, 0].float()
         except Exception:
             return False

@@ -137,7 +137,8 @@ def token_log_prob(
     log_q: torch.Tensor, tokens: torch.Tensor, proposable_ids: torch.Tensor
 ) -> torch.Tensor:
     """``log_q[c, column of tokens[c]]``, or ``-inf`` where a token is not proposable."""
-    column = torch.searchsorted(proposable_ids, tokens).clamp(max=proposable_ids.numel() - 1)
+    column = torch.searchsorted(proposable_ids, tokens.contiguous())
+    column = column.clamp(max=proposable_ids.numel() - 1)
     found = proposable_ids[column] == tokens
     picked = log_q.gather(-1, column.unsqueeze(-1)).squeeze(-1)
     return torch.where(found, picked, torch.full_like(picked, float("-inf")))

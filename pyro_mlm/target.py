@@ -148,6 +148,15 @@ class Target:
         allowed = self.allowed(tokens.shape[-1], logits.device)[positions]
         return logits.masked_fill(~allowed, float("-inf"))
 
+    def conditionals_at(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The multi-mask conditionals ``[N, P, K]`` at ``positions [N, P]`` of ``rows [N, L]``
+        (masks already in place; one masked row each), restricted like the proposals."""
+        logits = self.energy.conditionals_at(rows, positions)
+        if not self.restrictions:
+            return logits
+        allowed = self.allowed(rows.shape[-1], logits.device)[positions]  # [N, P, K]
+        return logits.masked_fill(~allowed, float("-inf"))
+
     def check_start(self, tokens: torch.Tensor) -> None:
         """Refuse starting sequences ``[C, L]`` that a hard constraint forbids."""
         from pyro_mlm.experts import check_start

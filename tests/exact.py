@@ -267,3 +267,102 @@ def metropolised_kernel(
         # each site's rejected mass stays
     P += torch.diag(1.0 - P.sum(1))
     return P
+
+
+# ---------------------------------------------------------------- sequential regeneration
+def reference_masked(mlm: MaskedLM, row: tuple[int, ...], position: int) -> torch.Tensor:
+    """Full-vocabulary logits at ``position`` of ``row`` as given (masks in place)."""
+    ids = torch.tensor(row)
+    with torch.no_grad():
+        out = mlm.model(input_ids=ids[None], attention_mask=mlm.attention_mask(ids)[None])
+    return out.logits[0, position].double()
+
+
+def regeneration_kernel(
+    en: Enumeration,
+    target: torch.Tensor,
+    blocks: list[tuple[float, tuple[int, ...]]],
+    tau: float,
+    reverse: str = "context",
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One regeneration proposal: ``sum_(B, sigma) P(B, sigma) K_(B, sigma)``.
+
+    ``blocks = [(P, sigma), ...]`` with ``sigma`` the fill order (indices into
+    ``en.free_positions``). ``K`` masks every site of ``sigma``, fills them in order from
+    ``softmax(s / tau)`` over the proposable ids (each row one unbatched forward, the
+    earlier sites holding the new tokens) and accepts with
+    ``min(1, pi(X') Q(X' -> X) / (pi(X) Q(X -> X')))``, the reverse path filling the old
+    tokens into the same context. ``reverse="forward-rows"`` scores the old tokens under
+    the forward rows instead (their context holds the new tokens): the negative case.
+    ``allowed [free, K]`` restricts each site's proposal (an expert's ``allowed``); states
+    outside the target's support stay put.
+    """
+    n, ids, mask = len(en), en.ids, en.mlm.mask_token_id
+    cache: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}
+
+    def log_q(row: list[int], position: int) -> torch.Tensor:
+        key = (tuple(row), position)
+        if key not in cache:
+            scores = reference_masked(en.mlm, key[0], position)[ids]
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed[en.free_positions.index(position)], -math.inf)
+            cache[key] = torch.log_softmax(scores / tau, -1)
+        return cache[key]
+
+    def path(
+        base: list[int], order: tuple[int, ...], fill: tuple[int, ...], score: tuple[int, ...]
+    ) -> float:
+        """log prob of drawing ``score`` along ``order`` with ``fill`` written into the rows."""
+        row = list(base)
+        for t in order:
+            row[en.free_positions[t]] = mask
+        total = 0.0
+        for t, f, s in zip(order, fill, score, strict=True):
+            position = en.free_positions[t]
+            total += float(log_q(row, position)[ids.index(s)])
+            row[position] = f
+        return total
+
+    P = torch.zeros(n, n, dtype=torch.float64)
+    for weight, order in blocks:
+        K = torch.zeros(n, n, dtype=torch.float64)
+        for i in range(n):
+            if float(target[i]) == 0.0:
+                K[i, i] = 1.0
+                continue
+            base = en.states[i].tolist()
+            old = tuple(base[en.free_positions[t]] for t in order)
+            for combo in itertools.product(ids, repeat=len(order)):
+                fwd = path(base, order, combo, combo)
+                if fwd == -math.inf:
+                    continue
+                x = list(base)
+                for t, v in zip(order, combo, strict=True):
+                    x[en.free_positions[t]] = v
+                j = en.index[tuple(x)]
+                if j == i:
+                    K[i, i] += math.exp(fwd)
+                    continue
+                if reverse == "context":
+                    rev = path(base, order, old, old)
+                else:
+                    rev = path(base, order, combo, old)
+                alpha = float(target[j] / target[i]) * math.exp(rev - fwd)
+                K[i, j] += math.exp(fwd) * min(1.0, alpha)
+            K[i, i] += 1.0 - K[i].sum()
+        P += weight * K
+    return P
+
+
+def region_orders(free: int) -> list[tuple[float, tuple[int, ...]]]:
+    """The whole free region in a uniformly random fill order."""
+    orders = list(itertools.permutations(range(free)))
+    return [(1.0 / len(orders), o) for o in orders]
+
+
+def window_orders(free: int, k: int) -> list[tuple[float, tuple[int, ...]]]:
+    """A window of ``k`` consecutive free sites, start uniform over ``free - k + 1``,
+    filled left to right."""
+    starts = free - k + 1
+    return [(1.0 / starts, tuple(range(s, s + k))) for s in range(starts)]

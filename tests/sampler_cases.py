@@ -18,7 +18,10 @@ from exact import (
     metropolised_kernel,
     mh_mixture,
     random_blocks,
+    regeneration_kernel,
+    region_orders,
     window_blocks,
+    window_orders,
 )
 
 Exact = Callable[[Enumeration, "torch.Tensor | None", float], torch.Tensor]
@@ -43,6 +46,20 @@ def _metropolised(en: Enumeration, target: torch.Tensor | None, q_temp: float) -
     return metropolised_kernel(en, target, q_temp)
 
 
+def _regenerate(prob: float, tau: float, k: int | None = None) -> Exact:
+    """``(1 - p)`` single-site MH plus ``p`` regeneration (whole region in a random order,
+    or ``k``-windows filled left to right)."""
+
+    def build(en: Enumeration, target: torch.Tensor | None, q_temp: float) -> torch.Tensor:
+        assert target is not None
+        n = len(en.free_positions)
+        orders = region_orders(n) if k is None else window_orders(n, k)
+        single = en.sweep_kernel(target, "random", 1, q_temp)
+        return (1 - prob) * single + prob * regeneration_kernel(en, target, orders, tau)
+
+    return build
+
+
 @dataclass(frozen=True)
 class SamplerCase:
     """A registered sampler with settings, and how to build its exact per-proposal kernel."""
@@ -55,6 +72,9 @@ class SamplerCase:
     energies: tuple[str, ...] = ("norm",)  # energies the enumeration test runs it with
     thin: int = 1  # sweeps between draws x this, so that draws are nearly independent
     replicas: int = 1  # rows per chain in each forward pass (replica exchange: R)
+    # most masked rows one proposal's draw costs a chain beyond the |free| rows of the
+    # energy of the proposed sequence, given |free| (regeneration: 2k - 2)
+    proposal_rows: Callable[[int], int] = lambda free: 0
 
     def __repr__(self) -> str:
         return self.id
@@ -87,6 +107,28 @@ SAMPLER_CASES = [
     ),
     # the frozen choice depends on the warm-up: its own enumeration test in test_exactness
     SamplerCase("tuned", "tuned", per_proposal=None),
+    # global moves: the whole region regenerated in half the proposals; with tau_r "auto"
+    # the frozen kernel depends on the warm-up: its own enumeration test in test_exactness
+    SamplerCase(
+        "regenerate",
+        "regenerate",
+        {"regen_prob": 0.5},
+        per_proposal=None,
+        proposal_rows=lambda free: 2 * free - 2,
+    ),
+    SamplerCase(
+        "regenerate-window",
+        "regenerate",
+        {
+            "regen_prob": 0.5,
+            "regen_temperature": 1.2,
+            "regen_block": "window",
+            "regen_size": 2,
+            "regen_order": "left-to-right",
+        },
+        _regenerate(0.5, 1.2, k=2),
+        proposal_rows=lambda free: 2,
+    ),
 ]
 EXACT_CASES = [
     c for c in SAMPLER_CASES if c.exact and c.sampler != "mh" and c.per_proposal is not None

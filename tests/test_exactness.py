@@ -38,7 +38,9 @@ from sampler_cases import EXACT_CASES, SamplerCase
 
 from pyro_mlm import MaskedGibbs, MaskedMH, MLMEnergy
 from pyro_mlm.kernel import SamplerKernel
-from pyro_mlm.samplers import SAMPLERS, BlockMH
+from pyro_mlm.proposals import token_log_prob
+from pyro_mlm.samplers import SAMPLERS, BlockMH, Regenerate
+from pyro_mlm.samplers.options import TAUS
 from pyro_mlm.samplers.tuned import CANDIDATES
 
 CHAINS = 4000
@@ -352,9 +354,92 @@ def test_the_tuned_sampler_is_exact_once_frozen(enumeration: Enumeration) -> Non
     assert tv < 0.02
 
 
-# ---------------------------------------------------------------- experts and constraints
-def test_mh_with_constraints_and_a_second_mlm_samples_the_exact_product(
+# ---------------------------------------------------------------- global moves
+def test_regenerate_is_exact_once_its_regeneration_temperature_is_frozen(
     enumeration: Enumeration,
+) -> None:
+    """Whole-region regeneration (random fill order) in half the proposals, tau_r "auto".
+
+    Warm-up cycles tau_r over TAUS and freezes the best by squared Hamming jump per row;
+    the exact kernel at the frozen tau_r, (1 - p) single-site MH + p regeneration built in
+    tests/exact.py with one unbatched forward per row, must leave the target invariant
+    with per-draw correlation below 0.1, and the kept draws pass the same TV and
+    chi-square tests as every sampler (module docstring).
+    """
+    from sampler_cases import _regenerate
+
+    en = enumeration
+    target = en.target("raw")
+    proposals = SWEEPS_PER_DRAW * len(en.free_positions)
+    kernel = SamplerKernel(
+        MLMEnergy(en.mlm, "raw"), sampler="regenerate", proposals_per_sample=proposals,
+        regen_prob=0.5,
+    )  # fmt: skip
+    counts = _run(kernel, en, CHAINS, DRAWS, warmup=1)  # 30 proposals: each tau_r tried
+    used = kernel.diagnostics()["regen_temperature"]  # [draws, chains]: each kept sweep's tau_r
+    assert used.numel() and bool((used == used[0, 0]).all())  # one frozen choice
+    tau = min(TAUS, key=lambda t: abs(t - float(used[0, 0])))  # recorded in float32
+    assert abs(tau - float(used[0, 0])) < 1e-6
+    per_draw = torch.linalg.matrix_power(_regenerate(0.5, tau)(en, target, 1.0), proposals)
+    assert total_variation(stationary(per_draw), target) < 1e-6
+    assert second_eigenvalue(per_draw) < 0.1
+    tv = total_variation(counts / counts.sum(), target)
+    p_value = chi_square_pvalue(target, counts)
+    print(f"regenerate (tau_r {tau}): TV={tv:.4f} chi2 p={p_value:.3f}")
+    assert p_value > 1e-3
+    assert tv < 0.02
+
+
+class WrongReverseRegenerate(Regenerate):
+    """Regeneration whose reverse path scores the old tokens under the *forward* rows
+    (context holding the new tokens), not the same context X without B: a bug."""
+
+    name = "regenerate-wrong-reverse"
+
+    def reverse(self, state, idx, sites, valid, current, forward, tau):  # type: ignore[no-untyped-def]
+        n, k_max, width = forward.shape
+        flat = token_log_prob(forward.reshape(-1, width), current.reshape(-1), self.proposable)
+        return torch.where(valid, flat.reshape(n, k_max), 0.0).sum(-1)
+
+
+def test_regeneration_scored_under_the_forward_rows_is_caught(
+    enumeration: Enumeration, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The negative case of the global move: its exact kernel (tests/exact.py,
+    ``reverse="forward-rows"``) leaves another law invariant (TV > 0.02 from the target),
+    and the draws of the sampler with that bug fail the chi-square test (p < 1e-6)."""
+    from exact import regeneration_kernel, region_orders
+
+    en = enumeration
+    target = en.target("norm")
+    wrong = regeneration_kernel(en, target, region_orders(3), 0.8, reverse="forward-rows")
+    gap = total_variation(stationary(wrong), target)
+    print(f"regeneration scored under the forward rows: stationary law TV={gap:.4f}")
+    assert gap > 0.02
+    monkeypatch.setitem(SAMPLERS, WrongReverseRegenerate.name, WrongReverseRegenerate)
+    kernel = SamplerKernel(
+        MLMEnergy(en.mlm, "norm"),
+        sampler=WrongReverseRegenerate.name,
+        proposals_per_sample=SWEEPS_PER_DRAW * len(en.free_positions),
+        regen_prob=1.0,
+        regen_temperature=0.8,
+    )
+    counts = _run(kernel, en, CHAINS, DRAWS)
+    p_value = chi_square_pvalue(target, counts)
+    print(f"regeneration scored under the forward rows: draws vs target chi2 p={p_value:.2e}")
+    assert p_value < 1e-6
+
+
+# ---------------------------------------------------------------- experts and constraints
+CONSTRAINED = [
+    ("mh", {}),
+    ("regenerate", {"regen_prob": 0.5, "regen_temperature": 0.8}),
+]
+
+
+@pytest.mark.parametrize(("sampler_name", "options"), CONSTRAINED, ids=[c[0] for c in CONSTRAINED])
+def test_with_constraints_and_a_second_mlm_the_samplers_sample_the_exact_product(
+    enumeration: Enumeration, sampler_name: str, options: dict[str, object]
 ) -> None:
     """The target is exp(-(E_1 + 0.5 E_2)) times the constraints' indicator, renormalised.
 
@@ -394,15 +479,21 @@ def test_mh_with_constraints_and_a_second_mlm_samples_the_exact_product(
     allowed[2] = torch.tensor([i in (a, b) for i in en.ids])
     proposals = SWEEPS_PER_DRAW * len(en.free_positions)
     single = sum(en.site_kernels(target, 1.0, allowed)) / len(en.free_positions)
+    if sampler_name == "regenerate":
+        from exact import regeneration_kernel, region_orders
+
+        regen = regeneration_kernel(en, target, region_orders(3), 0.8, allowed=allowed)
+        single = 0.5 * single + 0.5 * regen
     per_draw = torch.linalg.matrix_power(single, proposals)[support][:, support]
     assert total_variation(stationary(per_draw), target[support]) < 1e-6
     assert second_eigenvalue(per_draw) < 0.1
 
     sampler = build_sampler(
-        "mh",
+        sampler_name,
         Target(MLMEnergy(mlm), experts),
         free.expand(CHAINS, -1),
         proposals_per_sweep=proposals,
+        **options,
     )
     pick = torch.multinomial(support.double(), CHAINS, replacement=True)  # valid starts
     state = sampler.init(states[pick])
@@ -416,7 +507,7 @@ def test_mh_with_constraints_and_a_second_mlm_samples_the_exact_product(
     assert counts[~support].sum() == 0
     tv = total_variation(counts / counts.sum(), target)
     p_value = chi_square_pvalue(target[support], counts[support])
-    print(f"MH with constraints and a second MLM: TV={tv:.4f} chi2 p={p_value:.3f}")
+    print(f"{sampler_name} with constraints and a second MLM: TV={tv:.4f} chi2 p={p_value:.3f}")
     assert p_value > 1e-3
     assert tv < 0.02
 

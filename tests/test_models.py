@@ -66,6 +66,26 @@ def test_masked_logits_gathers_one_position_per_row(mlm: MaskedLM) -> None:
         assert mlm.model(input_ids=ids).logits.shape == (2, 6, mlm.vocab_size)
 
 
+@pytest.mark.parametrize("head_mode", ["gather", "full"])
+def test_logits_at_scores_several_masked_positions_of_a_row(mlm: MaskedLM, head_mode) -> None:
+    """The multi-mask conditional: rows with several masks, scores at several positions,
+    equal to the plain forward's at those positions (both head modes)."""
+    ids = mlm.encode("a b c d").repeat(2, 1)
+    ids[0, [1, 2]] = mlm.mask_token_id  # row 0: two masks; row 1: three
+    ids[1, [2, 3, 4]] = mlm.mask_token_id
+    positions = torch.tensor([[1, 2, 2], [2, 3, 4]])  # row 0 repeats one (padding)
+    mlm.head_mode = head_mode
+    try:
+        out = mlm.logits_at(ids, torch.ones_like(ids), positions)
+    finally:
+        mlm.head_mode = "gather"
+    with torch.no_grad():
+        full = mlm.model(input_ids=ids).logits
+    expected = full.gather(1, positions.unsqueeze(-1).expand(-1, -1, full.shape[-1]))
+    assert out.shape == (2, 3, mlm.vocab_size)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
 def test_model_without_mlm_head_is_refused(mlm: MaskedLM) -> None:
     config = BertConfig(
         vocab_size=13,

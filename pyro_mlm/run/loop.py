@@ -6,7 +6,7 @@ A run directory holds:
     The run's settings (:class:`~pyro_mlm.run.spec.RunSpec`).
 ``samples.jsonl``
     One line per kept draw and chain, appended and flushed after every sweep: chain,
-    draw, decoded sequence, energy, Hamming distance to the start, and the fractions
+    draw, decoded sequence, energy, Hamming distance to chain 0's start, and the fractions
     of the sweep's proposals accepted and novel (and the token ids).
 ``checkpoint.pt``
     After every sweep: the chains' cached state, the counters and the RNG state,
@@ -178,7 +178,8 @@ def _write_draws(
 ) -> None:
     tokens = state.tokens.cpu()
     energy = sampler.energy(state).cpu()
-    distance = hamming(tokens, start.cpu())
+    distance = hamming(tokens, start[:1].cpu())  # one reference for every chain: R-hat compares
+    # one function across chains (each chain's own start differs where starts are filled)
     fields = {("novel_rate" if k == "is_novel" else k): v.cpu() for k, v in info._asdict().items()}
     lines = []
     for c in range(tokens.shape[0]):
@@ -223,6 +224,9 @@ def _rates(counts: dict[str, float], info: Any, proposals: int) -> dict[str, str
     swaps = getattr(info, "swap_rate", None)
     if swaps is not None:
         out["swap"] = "/".join(f"{float(r):.2f}" for r in swaps.float().mean(0))
+    regenerations = getattr(info, "regenerations", None)
+    if regenerations is not None and float(regenerations.sum()) > 0:  # the latest sweep's
+        out["regen acc."] = f"{float(info.regen_accepted.sum() / regenerations.sum()):.2f}"
     return out
 
 

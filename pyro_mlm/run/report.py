@@ -1,7 +1,7 @@
 """A run's report, rebuilt from its ``samples.jsonl``: InferenceData, summary and plots.
 
 ``posterior.nc`` holds, per chain and draw, the token ids, the decoded sequence, the
-free region's text, the energy and the Hamming distance to the start; its
+free region's text, the energy and the Hamming distance to chain 0's start; its
 ``position`` axis carries a ``residue`` coordinate numbered like ``--free`` (1-based
 over the sequence's content, 0 at special tokens). ``summary.csv`` holds the mean,
 sd, HDI, MCSE, bulk and tail ESS and R-hat of the energy and the Hamming distance (the

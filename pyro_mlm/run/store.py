@@ -45,9 +45,10 @@ _RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "accept_prob": (int, float),
     "tokens": (list,),
 }
-# recorded per draw when a sampler has them: masked rows of the sweep, and replica
-# exchange's per-pair swap rates (wall times stay out: replayed draws are byte-identical)
-OPTIONAL_FIELDS = ("rows", "swap_rate")
+# recorded per draw when a sampler has them: masked rows of the sweep, replica
+# exchange's per-pair swap rates, regenerate's regenerations, their summed acceptance
+# probabilities and the frozen tau_r (wall times stay out: replayed draws are byte-identical)
+OPTIONAL_FIELDS = ("rows", "swap_rate", "regenerations", "regen_accepted", "regen_temperature")
 _RESTORE = "restore it from a copy, or start a new run with another --out"
 
 

@@ -8,7 +8,7 @@ translation comparison all read it. A sampler is built from a
 >>> import torch
 >>> from pyro_mlm.samplers import SAMPLERS
 >>> sorted(SAMPLERS)
-['block', 'gibbs', 'metropolised', 'mh', 'replica-exchange', 'tuned']
+['block', 'gibbs', 'metropolised', 'mh', 'regenerate', 'replica-exchange', 'tuned']
 >>> sampler = SAMPLERS["block"](target, free, block_size=2)          # doctest: +SKIP
 >>> state = sampler.init(tokens)                                     # doctest: +SKIP
 >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))  # doctest: +SKIP
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from pyro_mlm.samplers.gibbs import Gibbs, GibbsState
     from pyro_mlm.samplers.metropolised import MetropolisedMH
     from pyro_mlm.samplers.mh import MH
+    from pyro_mlm.samplers.regenerate import Regenerate
     from pyro_mlm.samplers.replica import ReplicaExchange
     from pyro_mlm.samplers.tuned import Tuned
 
@@ -67,6 +68,7 @@ _CLASSES = {
     "metropolised": ("pyro_mlm.samplers.metropolised", "MetropolisedMH"),
     "replica-exchange": ("pyro_mlm.samplers.replica", "ReplicaExchange"),
     "tuned": ("pyro_mlm.samplers.tuned", "Tuned"),
+    "regenerate": ("pyro_mlm.samplers.regenerate", "Regenerate"),
 }
 _EXPORTS = {
     **{cls: module for module, cls in _CLASSES.values()},
@@ -122,6 +124,7 @@ __all__ = [
     "GibbsState",
     "MetropolisedMH",
     "Option",
+    "Regenerate",
     "ReplicaExchange",
     "SweepInfo",
     "SweepSampler",

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("random", "window")
-INNER_SAMPLERS = ("block", "mh")  # samplers that replica exchange can run in each replica
+REGEN_BLOCKS = ("region", "window", "random")
+ORDERS = ("random", "left-to-right")
+TAUS = (0.6, 0.8, 1.0, 1.2)  # regeneration temperatures the warm-up of regenerate compares
+REGEN_TEMPERATURE_DEFAULT = 0.8  # its choice when no warm-up ran (bench/README.md)
+INNER_SAMPLERS = ("block", "mh", "regenerate")  # what replica exchange runs in each replica
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,42 @@ def parse_inner(text: str) -> str:
     return text
 
 
+def parse_fraction(text: str | float) -> float:
+    """A probability in (0, 1]."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"expected a probability in (0, 1], got {text!r}") from err
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"expected a probability in (0, 1], got {text!r}")
+    return value
+
+
+def parse_regen_block(text: str) -> str:
+    if text not in REGEN_BLOCKS:
+        raise ValueError(f"the regeneration block must be one of {REGEN_BLOCKS}, got {text!r}")
+    return text
+
+
+def parse_order(text: str) -> str:
+    if text not in ORDERS:
+        raise ValueError(f"the fill order must be one of {ORDERS}, got {text!r}")
+    return text
+
+
+def parse_regen_temperature(text: str | float) -> float | str:
+    """``"auto"`` (chosen in warm-up among ``TAUS``) or a temperature > 0."""
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the regeneration temperature must be auto or > 0, got {text!r}") from err
+    if not 0.0 < value < float("inf"):
+        raise ValueError(f"the regeneration temperature must be auto or > 0, got {text!r}")
+    return value
+
+
 def parse_replicas(text: str | int) -> int:
     value = int(text)
     if value < 2:
@@ -81,13 +121,32 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
     "replica-exchange": {
         "replicas": Option(parse_replicas, 4, "replicas per chain (replica-exchange)", "R"),
         "t_max": Option(parse_t_max, 3.0, "hottest temperature / T (replica-exchange)", "T"),
-        "inner": Option(parse_inner, "block", "sampler within each replica: block or mh", "NAME"),
+        "inner": Option(
+            parse_inner, "block", "sampler within each replica: block, mh or regenerate", "NAME"
+        ),
         "block_size": BLOCK_SIZE,
         "block_mode": BLOCK_MODE,
     },
     "tuned": {"block_mode": BLOCK_MODE},
+    "regenerate": {
+        "regen_prob": Option(parse_fraction, 0.25, "share of proposals that regenerate", "P"),
+        "regen_block": Option(
+            parse_regen_block,
+            "region",
+            "regenerated block: region (all free), window or random",
+            "MODE",
+        ),
+        "regen_size": Option(parse_sizes, 4, "block sizes for window/random, e.g. 4 or 3,6", "K"),
+        "regen_order": Option(parse_order, "random", "fill order: random or left-to-right", "O"),
+        "regen_temperature": Option(
+            parse_regen_temperature,
+            "auto",
+            f"tau_r, or auto: the best of {TAUS} in warm-up",
+            "TAU",
+        ),
+    },
 }
-ANNEALABLE = ("block", "mh", "metropolised")  # samplers pyro-mlm optimize can anneal
+ANNEALABLE = ("block", "mh", "metropolised", "regenerate")  # samplers pyro-mlm optimize can anneal
 
 
 # settings shared by every sampler that a sampler does not use, with why
@@ -137,13 +196,18 @@ def check_settings(
             )
     parsed = {k: own[k].parse(v) for k, v in options.items()}
     inner = parsed.get("inner", own["inner"].default if "inner" in own else None)
-    if inner == "mh":
+    if inner in ("mh", "regenerate"):
         unused = sorted(k for k in parsed if k.startswith("block_"))
         if unused:
             raise ValueError(
                 f"{', '.join(spell(k) for k in unused)} does not apply to replica exchange "
-                f"with {spell('inner')} mh (single-site moves); use block or drop it"
+                f"with {spell('inner')} {inner}; use block or drop it"
             )
+    if "regen_size" in parsed and parsed.get("regen_block", "region") == "region":
+        raise ValueError(
+            f"{spell('regen_size')} does not apply to {spell('regen_block')} region (the whole "
+            f"free region); give {spell('regen_block')} window or random"
+        )
     sizes = parsed.get("block_size")
     if sizes is not None and free_counts and max(sizes) > max(free_counts):
         raise ValueError(

@@ -38,6 +38,7 @@ from pyro_mlm.samplers.options import (
     parse_sizes,
     parse_t_max,
 )
+from pyro_mlm.samplers.regenerate import Regenerate
 from pyro_mlm.validation import check_chains
 
 
@@ -49,7 +50,8 @@ class REState(NamedTuple):
     tokens, energy
         ``[C, L]``, ``[C]``: slot 0 (the target's temperature), the draws.
     inner
-        The inner sampler's :class:`~pyro_mlm.mh.MHState` over all ``C * R`` rows; its
+        The inner sampler's state (:class:`~pyro_mlm.mh.MHState`, or
+        :class:`~pyro_mlm.samplers.regenerate.RegenState`) over all ``C * R`` rows; its
         ``beta`` holds each slot's inverse temperature.
     log_gaps
         ``[R - 1]`` the ladder: :math:`\\log T_{r+1} - \\log T_r`.
@@ -65,7 +67,7 @@ class REState(NamedTuple):
 
     tokens: torch.Tensor
     energy: torch.Tensor
-    inner: MHState
+    inner: Any
     log_gaps: torch.Tensor
     swaps: torch.Tensor
     adapting: torch.Tensor
@@ -85,7 +87,7 @@ class REInfo(NamedTuple):
     swap_rate: torch.Tensor
 
 
-INNER = {"mh": MH, "block": BlockMH}  # the classes of INNER_SAMPLERS
+INNER = {"mh": MH, "block": BlockMH, "regenerate": Regenerate}  # the INNER_SAMPLERS
 
 
 class ReplicaExchange(SweepSampler):
@@ -120,6 +122,7 @@ class ReplicaExchange(SweepSampler):
         )
         self.proposals = self.inner.proposals
         self.inner_options = options
+        self.NESTED = {"inner": self.inner.State}  # type: ignore[misc]  # the inner's state
 
     def options(self) -> dict[str, Any]:
         out = {"replicas": self.replicas, "t_max": self.t_max, "inner": self.inner_name}
