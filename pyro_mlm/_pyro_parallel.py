@@ -38,6 +38,17 @@ def calling_pyro_worker() -> int | None:
     return _pyro_worker_chain(sys._getframe(2), depth=1)
 
 
+def calling_pyro_unary_chain() -> int | None:
+    """Chain index ``i`` when Pyro's sequential ``_UnarySampler.run`` calls the setter
+    (it assigns each chain's row of ``initial_params`` before running that chain)."""
+    frame = sys._getframe(2)
+    owner = frame.f_locals.get("self")
+    kind = type(owner)
+    if kind.__name__ == "_UnarySampler" and kind.__module__ == "pyro.infer.mcmc.api":
+        return int(frame.f_locals.get("i", 0))
+    return None
+
+
 def pyro_worker_index() -> int | None:
     """Chain id when ``setup`` runs inside a pyro parallel worker (``_Worker.run``)."""
     return _pyro_worker_chain(sys._getframe(1), depth=8)

@@ -27,7 +27,12 @@ from typing import Any
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
-from pyro_mlm._pyro_parallel import ChainsFirst, calling_pyro_worker, pyro_worker_index
+from pyro_mlm._pyro_parallel import (
+    ChainsFirst,
+    calling_pyro_unary_chain,
+    calling_pyro_worker,
+    pyro_worker_index,
+)
 from pyro_mlm.diagnostics import hamming
 from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.potential import ExtraPotential, mlm_model
@@ -126,6 +131,7 @@ class SamplerKernel(MCMCKernel):
         self.last_sweep: SweepInfo | None = None
         self._initial: torch.Tensor | None = None
         self._per_worker: dict[int, torch.Tensor] = {}
+        self._reference_row: torch.Tensor | None = None
         self._vectorised = False
         self._state: Any = None
         self._generator: torch.Generator | None = None
@@ -163,6 +169,10 @@ class SamplerKernel(MCMCKernel):
         worker = calling_pyro_worker()
         if worker is not None:
             self._per_worker[worker] = self._initial
+        # the Hamming reference: the first row of Pyro's chain 0 (sequential chains set
+        # their rows one at a time, parallel workers all before any runs)
+        if (worker if worker is not None else calling_pyro_unary_chain()) in (None, 0):
+            self._reference_row = self._initial[:1].clone()
 
     def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
         """Build the sampler, seed its generator, evaluate the start state, reset records."""
@@ -242,6 +252,10 @@ class SamplerKernel(MCMCKernel):
         swaps = getattr(self.last_sweep, "swap_rate", None)
         if swaps is not None:  # replica exchange: the latest sweep's rate per pair
             out["swap"] = "/".join(f"{float(r):.2f}" for r in swaps.float().mean(0))
+        regenerations = getattr(self.last_sweep, "regenerations", None)
+        if regenerations is not None and float(regenerations.sum()) > 0:
+            accepted = self.last_sweep.regen_accepted  # type: ignore[union-attr]
+            out["regen acc."] = f"{float(accepted.sum() / regenerations.sum()):.2f}"
         return out
 
     def diagnostics(self) -> dict[str, Any]:
@@ -340,10 +354,9 @@ class SamplerKernel(MCMCKernel):
 
     def _reference(self) -> torch.Tensor:
         """``[1, L]``: the Hamming distance's reference, the first chain's start (Pyro's
-        chain 0 where parallel workers each hold their own rows)."""
-        assert self._initial is not None
-        first = self._per_worker.get(0, self._initial)
-        return first[:1].to(self._initial.device)
+        chain 0's where it runs several)."""
+        assert self._initial is not None and self._reference_row is not None
+        return self._reference_row.to(self._initial.device)
 
     def _current_tokens(self) -> torch.Tensor:
         assert self._state is not None

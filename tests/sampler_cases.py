@@ -116,6 +116,15 @@ SAMPLER_CASES = [
         per_proposal=None,
         proposal_rows=lambda free: 2 * free - 2,
     ),
+    # replica exchange around the global move (its state nests regenerate's)
+    SamplerCase(
+        "replica-exchange-regenerate",
+        "replica-exchange",
+        {"replicas": 2, "t_max": 3.0, "inner": "regenerate"},
+        per_proposal=None,
+        replicas=2,
+        proposal_rows=lambda free: 2 * free - 2,
+    ),
     SamplerCase(
         "regenerate-window",
         "regenerate",

@@ -202,6 +202,82 @@ def test_bad_block_options_are_refused(mlm, options, message) -> None:
     assert message in str(caught.value)
 
 
+def test_regeneration_blocks_and_moves() -> None:
+    """Blocks: the whole region, windows of consecutive free positions or random subsets,
+    in a random or left-to-right order; accepted regenerations change many positions at
+    once (the point of a global move), and the rows paid are 2k - 2 per changed proposal."""
+    mlm = tiny_mlm(init_range=0.3)
+    tokens = mlm.encode("a b c d e f").repeat(64, 1)
+    mask = ~mlm.special_mask(tokens)
+    target = Target(MLMEnergy(mlm))
+    generator = torch.Generator().manual_seed(0)
+    every = torch.arange(64)
+    region = build_sampler("regenerate", target, mask, regen_order="left-to-right")
+    sites, valid = region.block(every, generator)
+    assert bool(valid.all()) and sites.tolist() == [list(range(1, 7))] * 64
+    shuffled = build_sampler("regenerate", target, mask).block(every, generator)[0]
+    assert all(sorted(row) == list(range(1, 7)) for row in shuffled.tolist())
+    assert len({tuple(row) for row in shuffled.tolist()}) > 10  # orders differ
+    window = build_sampler("regenerate", target, mask, regen_block="window", regen_size=3,
+                           regen_order="left-to-right")  # fmt: skip
+    for row in window.block(every, generator)[0].tolist():
+        assert row == list(range(row[0], row[0] + 3))
+    subset = build_sampler("regenerate", target, mask, regen_block="random", regen_size="2,4")
+    sites, valid = subset.block(every, generator)
+    assert set(valid.sum(1).tolist()) == {2, 4}
+    sampler = build_sampler("regenerate", target, mask, regen_prob=1.0, regen_temperature=1.0,
+                            proposals_per_sweep=1)  # fmt: skip
+    state = sampler.init(tokens)
+    changed = []
+    for _ in range(10):
+        before = state.tokens
+        state, info = sampler.step(state, generator)
+        assert bool((info.regenerations == 1).all())
+        changed += (state.tokens != before).sum(-1)[info.acceptance_rate > 0].tolist()
+        # forward k rows; where the proposal differs also k - 2 reverse rows and E(X')'s 6
+        assert set(info.rows.tolist()) <= {6, 2 * 6 - 2 + 6}
+        assert bool((info.rows[(state.tokens != before).any(-1)] == 16).all())
+    assert max(changed) >= 4  # whole-region moves, not 1-2 residues
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"regen_prob": 0}, "expected a probability in (0, 1]"),
+        ({"regen_prob": 1.5}, "expected a probability in (0, 1]"),
+        ({"regen_block": "ring"}, "the regeneration block must be one of"),
+        ({"regen_order": "backwards"}, "the fill order must be one of"),
+        ({"regen_temperature": -1}, "the regeneration temperature must be auto or > 0"),
+        ({"regen_size": 3}, "regen_size does not apply to regen_block region"),
+    ],
+)
+def test_bad_regenerate_options_are_refused(mlm, options, message) -> None:
+    with pytest.raises(ValueError) as caught:
+        mask = ~mlm.special_mask(mlm.encode("a b").unsqueeze(0))
+        build_sampler("regenerate", Target(MLMEnergy(mlm)), mask, **options)
+    assert message in str(caught.value)
+
+
+def test_regenerate_freezes_its_regeneration_temperature_at_the_end_of_warm_up() -> None:
+    mlm = tiny_mlm(init_range=0.3)
+    tokens = mlm.encode("a b c d e f").repeat(4, 1)
+    sampler = build_sampler("regenerate", Target(MLMEnergy(mlm)), ~mlm.special_mask(tokens),
+                            regen_prob=0.5)  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    state = sampler.init(tokens)
+    assert sampler.end_warmup(state).choice == 1  # no warm-up ran: the default, 0.8
+    for _ in range(4):
+        state, info = sampler.step(state, generator)
+        assert bool(info.regen_temperature.isnan().all())  # still comparing
+    assert int(state.tries) > len(sampler.taus) and bool((state.spent > 0).all())
+    state = sampler.end_warmup(state)
+    best = int((state.gain / state.spent).argmax())
+    assert int(state.choice) == best
+    state, info = sampler.step(state, generator)
+    assert bool((info.regen_temperature == sampler.taus[best]).all())
+    assert int(sampler.end_warmup(state).choice) == best  # frozen: a second call keeps it
+
+
 def test_metropolised_never_proposes_the_current_token() -> None:
     from pyro_mlm.proposals import metropolised_proposal
 
