@@ -140,28 +140,49 @@ def mh_step(
     masked rows per chain, by ``evaluate(new_tokens, chain_index)``. ``temperature``
     is a float or a per-chain tensor ``[C]``.
     """
-    tokens, energy, logits = state.tokens, state.energy, state.logits
+    candidates, proposal = single_site_candidates(state.tokens, state.logits, positions, propose)
+    chains = torch.arange(state.tokens.shape[0], device=state.tokens.device)
+    moved = proposal.new_tokens != state.tokens[chains, positions]
+    return evaluate_and_accept(
+        state, positions, candidates, proposal.log_q_forward, proposal.log_q_reverse, moved,
+        evaluate, temperature, generator,
+    )  # fmt: skip
+
+
+def single_site_candidates(
+    tokens: torch.Tensor, logits: torch.Tensor, positions: torch.Tensor, propose: ProposalFn
+) -> tuple[torch.Tensor, Proposal]:
+    """``(candidates [C, L], proposal)``: each chain's token at ``positions [C]`` drawn by
+    ``propose`` from the cached conditionals ``logits [C, L, K]`` (no forward pass)."""
     chains = torch.arange(tokens.shape[0], device=tokens.device)
-    current = tokens[chains, positions]
-    proposal = propose(logits[chains, positions], current)
-    moved = proposal.new_tokens != current
+    proposal = propose(logits[chains, positions], tokens[chains, positions])
+    candidates = tokens.clone()
+    candidates[chains, positions] = proposal.new_tokens
+    return candidates, proposal
+
+
+def evaluate_and_accept(
+    state: MHState,
+    positions: torch.Tensor,
+    candidates: torch.Tensor,
+    log_q_forward: torch.Tensor,
+    log_q_reverse: torch.Tensor,
+    moved: torch.Tensor,
+    evaluate: EvaluateFn,
+    temperature: float | torch.Tensor = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[MHState, MHInfo]:
+    """Evaluate the ``moved`` chains' ``candidates [C, L]`` in one batch and accept each
+    with :func:`log_acceptance_ratio` (``log_q_* [C]``); the others keep their state."""
     evaluated = None
     if bool(moved.any()):
         idx = moved.nonzero().squeeze(-1)
-        candidates = tokens[idx].clone()
-        candidates[torch.arange(idx.numel(), device=idx.device), positions[idx]] = (
-            proposal.new_tokens[idx]
-        )
-        result = evaluate(candidates, idx)
+        result = evaluate(candidates[idx], idx)
         temp = temperature[idx] if isinstance(temperature, torch.Tensor) else temperature
         log_ratio = log_acceptance_ratio(
-            energy[idx],
-            result.energy,
-            proposal.log_q_forward[idx],
-            proposal.log_q_reverse[idx],
-            temp,
+            state.energy[idx], result.energy, log_q_forward[idx], log_q_reverse[idx], temp
         )
-        evaluated = (idx, candidates, result, log_ratio)
+        evaluated = (idx, candidates[idx], result, log_ratio)
     return accept_moves(state, positions, moved, evaluated, generator)
 
 

@@ -186,19 +186,25 @@ def test_block_proposals_change_up_to_k_positions() -> None:
             assert all(row == list(range(row[0], row[0] + 3)) for row in sites.tolist())
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"block_size": 0}, "block sizes must be integers >= 1"),
-        ({"block_size": "two"}, "block size must be an integer"),
-        ({"block_mode": "spiral"}, "block mode must be one of"),
-        ({"blocksize": 2}, "blocksize does not apply to sampler 'block'"),
-    ],
-)
-def test_bad_block_options_are_refused(mlm, options, message) -> None:
+BAD_OPTIONS = [
+    ("block", {"block_size": 0}, "block sizes must be integers >= 1"),
+    ("block", {"block_size": "two"}, "block size must be an integer"),
+    ("block", {"block_mode": "spiral"}, "block mode must be one of"),
+    ("block", {"blocksize": 2}, "blocksize does not apply to sampler 'block'"),
+    ("regenerate", {"regen_prob": 0}, "expected a probability in (0, 1]"),
+    ("regenerate", {"regen_prob": 1.5}, "expected a probability in (0, 1]"),
+    ("regenerate", {"regen_block": "ring"}, "the regeneration block must be one of"),
+    ("regenerate", {"regen_order": "backwards"}, "the fill order must be one of"),
+    ("regenerate", {"regen_temperature": -1}, "the regeneration temperature must be auto or > 0"),
+    ("regenerate", {"regen_size": 3}, "regen_size does not apply to regen_block region"),
+]
+
+
+@pytest.mark.parametrize(("sampler", "options", "message"), BAD_OPTIONS)
+def test_bad_sampler_options_are_refused(mlm, sampler, options, message) -> None:
     with pytest.raises(ValueError) as caught:
         mask = ~mlm.special_mask(mlm.encode("a b").unsqueeze(0))
-        build_sampler("block", Target(MLMEnergy(mlm)), mask, **options)
+        build_sampler(sampler, Target(MLMEnergy(mlm)), mask, **options)
     assert message in str(caught.value)
 
 
@@ -238,24 +244,6 @@ def test_regeneration_blocks_and_moves() -> None:
         assert set(info.rows.tolist()) <= {6, 2 * 6 - 2 + 6}
         assert bool((info.rows[(state.tokens != before).any(-1)] == 16).all())
     assert max(changed) >= 4  # whole-region moves, not 1-2 residues
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"regen_prob": 0}, "expected a probability in (0, 1]"),
-        ({"regen_prob": 1.5}, "expected a probability in (0, 1]"),
-        ({"regen_block": "ring"}, "the regeneration block must be one of"),
-        ({"regen_order": "backwards"}, "the fill order must be one of"),
-        ({"regen_temperature": -1}, "the regeneration temperature must be auto or > 0"),
-        ({"regen_size": 3}, "regen_size does not apply to regen_block region"),
-    ],
-)
-def test_bad_regenerate_options_are_refused(mlm, options, message) -> None:
-    with pytest.raises(ValueError) as caught:
-        mask = ~mlm.special_mask(mlm.encode("a b").unsqueeze(0))
-        build_sampler("regenerate", Target(MLMEnergy(mlm)), mask, **options)
-    assert message in str(caught.value)
 
 
 def test_regenerate_freezes_its_regeneration_temperature_at_the_end_of_warm_up() -> None:

@@ -113,17 +113,25 @@ class SweepSampler:
 
     def step(self, state: Any, generator: torch.Generator | None = None) -> tuple[Any, SweepInfo]:
         """One sweep: ``proposals`` proposals in every chain; returns the new state and info."""
-        sums = torch.zeros(3, state.tokens.shape[0], device=state.tokens.device)
+        sums: torch.Tensor | float = 0.0
         rows_before = state.rows
         with torch.no_grad():
             for _ in range(self.proposals):
                 positions, cursor = next_positions(self.sites, state.cursor, self.scan, generator)
                 state, info = self.propose(state._replace(cursor=cursor), positions, generator)
-                sums += torch.stack(
-                    [info.accept_prob, info.is_accepted.float(), info.is_novel.float()]
-                )
-        accept_prob, acceptance_rate, is_novel = sums / self.proposals
-        return state, SweepInfo(accept_prob, acceptance_rate, is_novel, state.rows - rows_before)
+                sums = sums + self.tally(info)
+        assert isinstance(sums, torch.Tensor)
+        return state, self.sweep_info(state, sums, state.rows - rows_before)
+
+    def tally(self, info: Any) -> torch.Tensor:
+        """``[n, C]``: what one proposal adds to the sweep's sums (a sampler with more
+        per-sweep statistics extends it and :meth:`sweep_info`)."""
+        return torch.stack([info.accept_prob, info.is_accepted.float(), info.is_novel.float()])
+
+    def sweep_info(self, state: Any, sums: torch.Tensor, rows: torch.Tensor) -> Any:
+        """The sweep's info from the summed :meth:`tally` and the rows it cost."""
+        accept_prob, acceptance_rate, is_novel = sums[:3] / self.proposals
+        return SweepInfo(accept_prob, acceptance_rate, is_novel, rows)
 
     def end_warmup(self, state: Any) -> Any:
         """The state to continue from once warm-up ends (a sampler that adapts freezes here)."""

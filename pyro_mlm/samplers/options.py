@@ -48,16 +48,21 @@ def parse_sizes(text: str | int | tuple[int, ...] | list[int]) -> tuple[int, ...
     return tuple(sorted(set(values)))
 
 
-def parse_mode(text: str) -> str:
-    if text not in MODES:
-        raise ValueError(f"block mode must be one of {MODES}, got {text!r}")
-    return text
+def one_of(what: str, choices: tuple[str, ...], shown: object = None) -> Callable[[str], str]:
+    """A parser that accepts one of ``choices`` and refuses anything else, naming ``what``."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{what} must be one of {shown or choices}, got {text!r}")
+        return text
+
+    return parse
 
 
-def parse_inner(text: str) -> str:
-    if text not in INNER_SAMPLERS:
-        raise ValueError(f"the inner sampler must be one of {list(INNER_SAMPLERS)}, got {text!r}")
-    return text
+parse_mode = one_of("block mode", MODES)
+parse_inner = one_of("the inner sampler", INNER_SAMPLERS, list(INNER_SAMPLERS))
+parse_regen_block = one_of("the regeneration block", REGEN_BLOCKS)
+parse_order = one_of("the fill order", ORDERS)
 
 
 def parse_fraction(text: str | float) -> float:
@@ -69,18 +74,6 @@ def parse_fraction(text: str | float) -> float:
     if not 0.0 < value <= 1.0:
         raise ValueError(f"expected a probability in (0, 1], got {text!r}")
     return value
-
-
-def parse_regen_block(text: str) -> str:
-    if text not in REGEN_BLOCKS:
-        raise ValueError(f"the regeneration block must be one of {REGEN_BLOCKS}, got {text!r}")
-    return text
-
-
-def parse_order(text: str) -> str:
-    if text not in ORDERS:
-        raise ValueError(f"the fill order must be one of {ORDERS}, got {text!r}")
-    return text
 
 
 def parse_regen_temperature(text: str | float) -> float | str:

@@ -66,7 +66,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.mh import accept_moves, log_acceptance_ratio, uniform
+from pyro_mlm.mh import evaluate_and_accept, single_site_candidates, uniform
 from pyro_mlm.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.mh import MH
 from pyro_mlm.samplers.options import (
@@ -79,7 +79,6 @@ from pyro_mlm.samplers.options import (
     parse_regen_temperature,
     parse_sizes,
 )
-from pyro_mlm.samplers.scan import next_positions
 
 
 class RegenState(NamedTuple):
@@ -200,25 +199,16 @@ class Regenerate(MH):
         stats = torch.zeros(n, dtype=torch.float64)
         return RegenState(*base, stats, stats.clone(), zero, choice)  # type: ignore[arg-type]
 
-    def step(self, state: Any, generator: torch.Generator | None = None) -> tuple[Any, Any]:
-        """One sweep (:meth:`SweepSampler.step`) that also counts the regenerations."""
-        chains, device = state.tokens.shape[0], state.tokens.device
-        sums = torch.zeros(5, chains, device=device)
-        rows_before = state.rows
-        with torch.no_grad():
-            for _ in range(self.proposals):
-                positions, cursor = next_positions(self.sites, state.cursor, self.scan, generator)
-                state, info = self.propose(state._replace(cursor=cursor), positions, generator)
-                regen = info.regenerated.float()
-                sums += torch.stack(
-                    [info.accept_prob, info.is_accepted.float(), info.is_novel.float(), regen,
-                     regen * info.accept_prob]
-                )  # fmt: skip
-        accept_prob, acceptance_rate, is_novel = sums[:3] / self.proposals
-        rows = state.rows - rows_before
+    def tally(self, info: Any) -> torch.Tensor:
+        """The shared sums, then the regenerations and their acceptance probabilities."""
+        regen = info.regenerated.float()
+        return torch.cat([super().tally(info), torch.stack([regen, regen * info.accept_prob])])
+
+    def sweep_info(self, state: Any, sums: torch.Tensor, rows: torch.Tensor) -> RegenInfo:
         index = int(state.choice)
         tau = torch.full_like(sums[3], self.taus[index] if index >= 0 else float("nan"))
-        return state, RegenInfo(accept_prob, acceptance_rate, is_novel, rows, sums[3], sums[4], tau)
+        accept_prob, acceptance_rate, is_novel, rows = super().sweep_info(state, sums, rows)
+        return RegenInfo(accept_prob, acceptance_rate, is_novel, rows, sums[3], sums[4], tau)
 
     def end_warmup(self, state: RegenState) -> RegenState:
         """Freeze the :math:`\\tau_r` with the largest squared Hamming jump per row."""
@@ -229,11 +219,6 @@ class Regenerate(MH):
         else:
             best = TAUS.index(REGEN_TEMPERATURE_DEFAULT)
         return state._replace(choice=torch.tensor(best))
-
-    def chosen(self, state: RegenState) -> dict[str, Any]:
-        """The frozen :math:`\\tau_r`, for reports."""
-        index = int(state.choice)
-        return {"regen_temperature": self.taus[index] if index >= 0 else None}
 
     def propose(
         self, state: Any, positions: torch.Tensor, generator: torch.Generator | None
@@ -246,25 +231,26 @@ class Regenerate(MH):
             return state, ProposalInfo(*info, regen)
         tuning = int(state.choice) < 0
         index = int(state.tries) % len(self.taus) if tuning else int(state.choice)
+
         # every chain's candidate: single-site where not regenerating, a block where it is
-        candidates, log_forward, log_reverse = self.single_site(state, positions, generator)
+        def propose(logits: torch.Tensor, current: torch.Tensor) -> Any:
+            return self.draw(logits, current, generator)
+
+        candidates, proposal = single_site_candidates(
+            state.tokens, state.logits, positions, propose
+        )
         idx = regen.nonzero().squeeze(-1)
         new, fwd, rev, paid = self.regenerate(state, idx, self.taus[index], generator)
         candidates = candidates.index_copy(0, idx, new)
-        log_forward = log_forward.index_copy(0, idx, fwd)
-        log_reverse = log_reverse.index_copy(0, idx, rev)
+        log_forward = proposal.log_q_forward.index_copy(0, idx, fwd)
+        log_reverse = proposal.log_q_reverse.index_copy(0, idx, rev)
         before = state
         state = state._replace(rows=state.rows.index_add(0, idx, paid))
         moved = (candidates != state.tokens).any(-1)
-        evaluated = None
-        if bool(moved.any()):
-            m = moved.nonzero().squeeze(-1)
-            result = self.evaluate(candidates[m], m)
-            log_ratio = log_acceptance_ratio(
-                state.energy[m], result.energy, log_forward[m], log_reverse[m], 1.0 / state.beta[m]
-            )
-            evaluated = (m, candidates[m], result, log_ratio)
-        state, info = accept_moves(state, positions, moved, evaluated, generator)
+        state, info = evaluate_and_accept(
+            state, positions, candidates, log_forward, log_reverse, moved, self.evaluate,
+            1.0 / state.beta, generator,
+        )  # fmt: skip
         if tuning:  # the warm-up's measure of this tau_r: squared Hamming jump per row
             jump = (candidates[idx] != before.tokens[idx]).sum(-1).double() ** 2
             gain, spent = state.gain.clone(), state.spent.clone()
@@ -273,18 +259,7 @@ class Regenerate(MH):
             state = state._replace(gain=gain, spent=spent, tries=state.tries + 1)
         return state, ProposalInfo(*info, regen)
 
-    # ------------------------------------------------------------ the two proposals
-    def single_site(
-        self, state: Any, positions: torch.Tensor, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every chain's single-site proposal from the cached conditionals (no rows)."""
-        chains = torch.arange(state.tokens.shape[0], device=state.tokens.device)
-        current = state.tokens[chains, positions]
-        proposal = self.draw(state.logits[chains, positions], current, generator)
-        candidates = state.tokens.clone()
-        candidates[chains, positions] = proposal.new_tokens
-        return candidates, proposal.log_q_forward, proposal.log_q_reverse
-
+    # ------------------------------------------------------------ the regeneration
     def block(
         self, idx: torch.Tensor, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
