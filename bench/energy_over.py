@@ -18,9 +18,9 @@ import torch
 from _report import machine, write_json
 
 from pyro_mlm import MLMEnergy, Target
-from pyro_mlm.load import load_model
+from pyro_mlm.design.sites import parse_free
+from pyro_mlm.models.load import load_model
 from pyro_mlm.samplers import build_sampler
-from pyro_mlm.sites import parse_free
 
 VH = (
     "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"

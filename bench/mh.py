@@ -41,10 +41,10 @@ import torch
 from _report import machine, write_json
 
 from pyro_mlm import MaskedLM, MLMEnergy, Target
-from pyro_mlm.mh import accept_reject, log_acceptance_ratio
-from pyro_mlm.proposals import masked_conditional_proposal
+from pyro_mlm.design.sites import parse_free
 from pyro_mlm.samplers import build_sampler
-from pyro_mlm.sites import parse_free
+from pyro_mlm.samplers.proposals import masked_conditional_proposal
+from pyro_mlm.samplers.transitions import accept_reject, log_acceptance_ratio
 
 VH = (
     "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"

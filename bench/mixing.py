@@ -46,9 +46,9 @@ import torch
 from _report import machine, write_json
 
 from pyro_mlm import MLMEnergy, Target
-from pyro_mlm.load import load_model
+from pyro_mlm.design.sites import parse_free
+from pyro_mlm.models.load import load_model
 from pyro_mlm.samplers import build_sampler
-from pyro_mlm.sites import parse_free
 
 VH = (
     "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
@@ -348,13 +348,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=0, help="wall limit (0: none)")
     parser.add_argument("--jobs", type=int, default=1, help="processes at once (one GPU shared)")
     parser.add_argument("--only", nargs="*", help="labels of the samplers to run (default all)")
-    parser.add_argument("--dump", help=argparse.SUPPRESS)  # a worker process's records
+    parser.add_argument("--dump", help="write this process's records to a file (a worker)")
+    parser.add_argument(
+        "--records", nargs="*",
+        help="summarise saved --dump files instead of running (runs made apart, one table)",
+    )  # fmt: skip
     parser.add_argument("--json", default="bench/results/mixing.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    if args.jobs > 1 and not args.dump:
+    if args.records:
+        order = {label: k for k, (label, _, _) in enumerate(SETTINGS)}
+        records = [r for path in args.records for r in torch.load(path, weights_only=False)]
+        records.sort(key=lambda r: order[r["label"]])
+    elif args.jobs > 1 and not args.dump:
         records = run_in_processes(args)
     else:
         records = run_here(args)

@@ -27,7 +27,7 @@ import torch
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy, summary, to_inference_data
-from pyro_mlm.sites import parse_free
+from pyro_mlm.design.sites import parse_free
 
 TRASTUZUMAB_VH = (
     "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"

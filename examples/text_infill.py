@@ -25,7 +25,7 @@ import torch
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedLM, MaskedMH, MLMEnergy, summary, to_inference_data
-from pyro_mlm.sites import fill_masked, parse_free
+from pyro_mlm.design.sites import fill_masked, parse_free
 
 
 def main(argv: list[str] | None = None) -> int:

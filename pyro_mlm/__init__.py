@@ -19,22 +19,22 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "EnergyError": "pyro_mlm.target",
     "Evaluation": "pyro_mlm.energy",
-    "MHInfo": "pyro_mlm.mh",
-    "MHState": "pyro_mlm.mh",
+    "MHInfo": "pyro_mlm.samplers.transitions",
+    "MHState": "pyro_mlm.samplers.transitions",
     "MLMEnergy": "pyro_mlm.energy",
-    "MaskedGibbs": "pyro_mlm.masked",
+    "MaskedGibbs": "pyro_mlm.pyro.masked",
     "MaskedLM": "pyro_mlm.models",
-    "MaskedMH": "pyro_mlm.masked",
-    "MaskedUniformTokens": "pyro_mlm.potential",
-    "SamplerKernel": "pyro_mlm.kernel",
+    "MaskedMH": "pyro_mlm.pyro.masked",
+    "MaskedUniformTokens": "pyro_mlm.pyro.potential",
+    "SamplerKernel": "pyro_mlm.pyro.kernel",
     "Target": "pyro_mlm.target",
-    "Vocabulary": "pyro_mlm.vocabulary",
-    "mlm_model": "pyro_mlm.potential",
-    "parse_free": "pyro_mlm.sites",
-    "plot_energy_trace": "pyro_mlm.plots",
-    "potential_fn": "pyro_mlm.potential",
-    "summary": "pyro_mlm.diagnostics",
-    "to_inference_data": "pyro_mlm.conversion",
+    "Vocabulary": "pyro_mlm.models.vocabulary",
+    "mlm_model": "pyro_mlm.pyro.potential",
+    "parse_free": "pyro_mlm.design.sites",
+    "plot_energy_trace": "pyro_mlm.report.plots",
+    "potential_fn": "pyro_mlm.pyro.potential",
+    "summary": "pyro_mlm.report.diagnostics",
+    "to_inference_data": "pyro_mlm.pyro.conversion",
 }
 
 __all__ = [
@@ -59,18 +59,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pyro_mlm.conversion import to_inference_data
-    from pyro_mlm.diagnostics import summary
+    from pyro_mlm.design.sites import parse_free
     from pyro_mlm.energy import Evaluation, MLMEnergy
-    from pyro_mlm.kernel import SamplerKernel
-    from pyro_mlm.masked import MaskedGibbs, MaskedMH
-    from pyro_mlm.mh import MHInfo, MHState
     from pyro_mlm.models import MaskedLM
-    from pyro_mlm.plots import plot_energy_trace
-    from pyro_mlm.potential import MaskedUniformTokens, mlm_model, potential_fn
-    from pyro_mlm.sites import parse_free
+    from pyro_mlm.models.vocabulary import Vocabulary
+    from pyro_mlm.pyro.conversion import to_inference_data
+    from pyro_mlm.pyro.kernel import SamplerKernel
+    from pyro_mlm.pyro.masked import MaskedGibbs, MaskedMH
+    from pyro_mlm.pyro.potential import MaskedUniformTokens, mlm_model, potential_fn
+    from pyro_mlm.report.diagnostics import summary
+    from pyro_mlm.report.plots import plot_energy_trace
+    from pyro_mlm.samplers.transitions import MHInfo, MHState
     from pyro_mlm.target import EnergyError, Target
-    from pyro_mlm.vocabulary import Vocabulary
 
 
 def __getattr__(name: str) -> Any:

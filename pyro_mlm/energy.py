@@ -27,8 +27,8 @@ import torch
 from pyro_mlm.validation import check_temperature, check_tokens, resolve_free
 
 if TYPE_CHECKING:
-    from pyro_mlm.models import MaskedLM
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.mlm import MaskedLM
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 LogitsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Parametrization = Literal["norm", "raw"]
@@ -268,7 +268,7 @@ class MLMEnergy:
         r"""Scores over the proposable ids at ``positions [N, P]`` of ``rows [N, L]`` whose
         masks are already in place: :math:`s_t(X_{\setminus M})`, ``[N, P, K]``.
 
-        The multi-mask conditional (:meth:`~pyro_mlm.models.MaskedLM.logits_at`): one
+        The multi-mask conditional (:meth:`~pyro_mlm.models.mlm.MaskedLM.logits_at`): one
         masked row per row of ``rows``, however many of its positions are masked.
         """
         logits = self.mlm.logits_at(rows, self.mlm.attention_mask(rows), positions)

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from pyro_mlm.models.vocabulary import short
 from pyro_mlm.validation import check_temperature
-from pyro_mlm.vocabulary import short
 
 if TYPE_CHECKING:
     from pyro_mlm.energy import Evaluation, MLMEnergy
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 Expert = Callable[[torch.Tensor], torch.Tensor]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 
 def check_tokens(tokens: object, mlm: Vocabulary, name: str = "tokens") -> torch.Tensor:
@@ -124,7 +124,7 @@ def check_proposals(value: object, name: str = "proposals_per_sweep") -> int | N
 def check_chains(tokens: object, free: torch.Tensor, mlm: Vocabulary) -> torch.Tensor:
     """``tokens [C, L]`` checked against a sampler's free mask ``free [C, L]``.
 
-    The checks :class:`~pyro_mlm.kernel.SamplerKernel` makes at its boundary, for a
+    The checks :class:`~pyro_mlm.pyro.kernel.SamplerKernel` makes at its boundary, for a
     sampler's own ``init``: integer ids inside the vocabulary (:func:`check_tokens`), the
     mask's shape (chains and length), no special token free, and a proposable token at
     every free position (the target has no mass elsewhere).

@@ -17,7 +17,7 @@ WORDS = ["a", "b", "c", "d", "e", "f", "g", "h"]
 os.environ.setdefault("TQDM_DISABLE", "1")
 # the command line's default thread count follows the load average, and floats (so draws)
 # depend on threads in their last bits: pin it, so that runs compared bit for bit agree
-# however loaded the machine is (tests/test_cli.py checks the load rule itself)
+# however loaded the machine is (tests/cli/test_cli.py checks the load rule itself)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
@@ -122,7 +122,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def packaged_installed(name: str) -> bool:
     """Whether a packaged model's files are installed (its vocabulary reads)."""
-    from pyro_mlm.packaged import PACKAGED
+    from pyro_mlm.models.packaged import PACKAGED
 
     try:
         PACKAGED[name].vocabulary()

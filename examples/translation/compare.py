@@ -59,7 +59,7 @@ from scores import bleu, bootstrap_bleu, sentence_bleu
 from tlm import Translator
 
 from pyro_mlm import MLMEnergy, Target
-from pyro_mlm.mask_predict import mask_predict, warm_start
+from pyro_mlm.design.mask_predict import mask_predict, warm_start
 from pyro_mlm.samplers import build_sampler
 
 

@@ -30,7 +30,7 @@ from data import load_pairs, split
 from scores import bleu, chrf, pinc
 from tlm import Translator, join, pad, pieces
 
-from pyro_mlm.mask_predict import mask_predict
+from pyro_mlm.design.mask_predict import mask_predict
 
 Verse = tuple[list[int], str, int, str]  # source ids, reference, oracle length, source text
 

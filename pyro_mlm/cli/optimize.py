@@ -13,14 +13,14 @@ from pyro_mlm.run.spec import RunSpec
 def optimize(args: argparse.Namespace) -> int:
     import torch
 
-    from pyro_mlm.anneal import anneal, schedule
     from pyro_mlm.cli.sample import flag, sampler_options
+    from pyro_mlm.design.sites import fill_masked
     from pyro_mlm.energy import MLMEnergy
-    from pyro_mlm.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.models.load import load_model, load_vocabulary, resolve_device
     from pyro_mlm.run.progress import Progress
     from pyro_mlm.run.spec import build_experts, prepare
     from pyro_mlm.samplers import build_sampler
-    from pyro_mlm.sites import fill_masked
+    from pyro_mlm.samplers.anneal import anneal, schedule
     from pyro_mlm.target import Target
 
     device = resolve_device(args.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from pyro_mlm.run.store import REPORT_FILES, SAMPLES_FILE
+from pyro_mlm.run.artifacts import SAMPLES_FILE, report_files
 
 if TYPE_CHECKING:
     from pyro_mlm.run.report import RunResult
@@ -39,7 +39,7 @@ def _converged(table: Any) -> bool:
     """R-hat <= 1.01 and bulk ESS >= 400 for the energy and the Hamming distance (NaN: no)."""
     import numpy as np
 
-    from pyro_mlm.diagnostics import SUMMARY_VARS
+    from pyro_mlm.report.diagnostics import SUMMARY_VARS
 
     r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
     ess = np.asarray(table.loc[list(SUMMARY_VARS), "ess_bulk"], dtype=float)
@@ -50,7 +50,7 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     """CONVERGED or NOT CONVERGED (nothing else), and the measured routes to convergence."""
     import numpy as np
 
-    from pyro_mlm.diagnostics import SUMMARY_VARS, plan
+    from pyro_mlm.report.diagnostics import SUMMARY_VARS, plan
 
     table = result.summary
     r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
@@ -106,7 +106,7 @@ def describe_free(resolved: dict[str, Any]) -> str:
 
 
 def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
-    from pyro_mlm.diagnostics import MIN_DRAWS
+    from pyro_mlm.report.diagnostics import MIN_DRAWS
 
     state = "finished" if result.completed else "INTERRUPTED"
     print(
@@ -153,7 +153,7 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
                     "probabilities (the intervals assume chains that have mixed)"
                 )
     written = [
-        f for f in (SAMPLES_FILE, *REPORT_FILES) if os.path.exists(os.path.join(directory, f))
+        f for f in (SAMPLES_FILE, *report_files()) if os.path.exists(os.path.join(directory, f))
     ]
     print(f"\nwrote {directory}/: {', '.join(written)}")
     if not result.completed:

@@ -9,11 +9,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pyro_mlm.cli.inputs import UsageError, check_memory, check_scale_out, read_records
+from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE, run_files
 from pyro_mlm.run.spec import RunSpec
-from pyro_mlm.run.store import CHECKPOINT_FILE, REPORT_FILES, SAMPLES_FILE, SPEC_FILE
 
 if TYPE_CHECKING:
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 RUN_DEFAULTS: dict[str, Any] = {
     "model": "antiberty",
@@ -31,11 +31,11 @@ RUN_DEFAULTS: dict[str, Any] = {
 
 
 def sample(args: argparse.Namespace) -> int:
-    from pyro_mlm.packaged import PACKAGED
+    from pyro_mlm.models.packaged import PACKAGED
 
     if not args.resume and (args.model or RUN_DEFAULTS["model"]) in PACKAGED:
         PACKAGED[args.model or RUN_DEFAULTS["model"]].check_installed()  # before torch loads
-    from pyro_mlm.load import load_vocabulary, resolve_device
+    from pyro_mlm.models.load import load_vocabulary, resolve_device
     from pyro_mlm.run.spec import prepare
 
     device = resolve_device(args.device)
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
     import torch
 
     from pyro_mlm.cli import THREAD_NOTE, say_thread_note, scale
-    from pyro_mlm.load import load_model
+    from pyro_mlm.models.load import load_model
 
     if args.resume and spec.threads and args.threads is None:
         THREAD_NOTE.clear()  # the run's own count, whatever the load says now
@@ -262,7 +262,7 @@ def _check_resumable(directory: str, spec: RunSpec) -> None:
 
 
 def _check_new_directory(directory: str) -> None:
-    ours = (SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE, *REPORT_FILES)
+    ours = run_files()
     if os.path.isfile(os.path.join(directory, SPEC_FILE)):
         raise UsageError(
             f"output directory {directory} already holds a run; continue it with "

@@ -10,8 +10,8 @@ from pyro_mlm.cli.inputs import UsageError, check_scale_out, read_records
 
 
 def score(args: argparse.Namespace) -> int:
-    from pyro_mlm.load import load_model, load_vocabulary, resolve_device
-    from pyro_mlm.score import encode_all, score_sequences
+    from pyro_mlm.models.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.scoring.score import encode_all, score_sequences
 
     check_scale_out(args, gpus=False)
     device = resolve_device(args.device)
@@ -54,8 +54,8 @@ def _score_to_file(
     args: argparse.Namespace, records: list[tuple[str, str]], kinds: list[str], device: Any
 ) -> int:
     """Rows into ``--out`` (held by this process), locally or on Ray; the rows written now."""
-    from pyro_mlm import score_ray
-    from pyro_mlm.load import load_model
+    from pyro_mlm.models.load import load_model
+    from pyro_mlm.scoring import score_ray
 
     if args.backend == "ray":
         return score_ray.score_to_csv_ray(

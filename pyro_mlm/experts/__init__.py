@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 from pyro_mlm.experts.base import INF, Context, Expert, _Text
 from pyro_mlm.experts.constraints import LIABILITIES, Allowed, Forbid, MaxMutations
@@ -82,7 +82,7 @@ def build_expert(spec: str, context: Context) -> Expert:
 
 def check_start(experts: Sequence[Any], tokens: torch.Tensor, vocabulary: Vocabulary) -> None:
     """Refuse a start ``[C, L]`` that a hard expert forbids, naming the expert and chain."""
-    from pyro_mlm.vocabulary import short
+    from pyro_mlm.models.vocabulary import short
 
     for expert in experts:
         if not getattr(expert, "hard", False):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 if TYPE_CHECKING:
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 INF = float("inf")
 

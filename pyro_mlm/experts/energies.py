@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 if TYPE_CHECKING:
-    from pyro_mlm.models import MaskedLM
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.mlm import MaskedLM
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 from pyro_mlm.experts.base import Context, Expert, _float, _int, _Text
 
@@ -158,7 +158,7 @@ class MLMExpert(Expert):
 
     @classmethod
     def build(cls, context: Context, **options: str) -> Expert:
-        from pyro_mlm.load import load_model
+        from pyro_mlm.models.load import load_model
 
         if "model" not in options:
             raise ValueError("mlm needs model=<name or directory>, e.g. mlm:model=sapiens-h")
@@ -238,7 +238,7 @@ class HuggingFaceClassifier:
     def __init__(self, name_or_path: str, spaced: bool = False) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from pyro_mlm.models import quiet_transformers
+        from pyro_mlm.models.vocabulary import quiet_transformers
 
         with quiet_transformers():
             self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path).eval()

@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pyro_mlm.run.artifacts import SPEC_FILE
 from pyro_mlm.run.shards import shard_seed
 from pyro_mlm.run.spec import RunSpec
-from pyro_mlm.run.store import SPEC_FILE, write_atomic
+from pyro_mlm.run.store import write_atomic
 
 RUNS_DIR = "runs"
 TABLE = "campaign.csv"
@@ -45,14 +46,14 @@ class Job:
     """Runs one campaign job to the end and summarises it (here, or as a Ray actor)."""
 
     def __init__(self, model: str, device: str = "cpu", threads: int | None = None) -> None:
-        from pyro_mlm.load import load_worker_model
+        from pyro_mlm.models.load import load_worker_model
 
         self.mlm = load_worker_model(model, device, threads)
 
     def run(self, spec: RunSpec, directory: str) -> dict[str, Any]:
-        from pyro_mlm.diagnostics import MIN_DRAWS
+        from pyro_mlm.report.diagnostics import MIN_DRAWS
+        from pyro_mlm.run.artifacts import CHECKPOINT_FILE
         from pyro_mlm.run.loop import sample_to_directory
-        from pyro_mlm.run.store import CHECKPOINT_FILE
 
         resume = os.path.exists(os.path.join(directory, CHECKPOINT_FILE))
         result = sample_to_directory(spec, self.mlm, directory, resume=resume, progress=False)

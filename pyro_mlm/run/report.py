@@ -1,11 +1,9 @@
-"""A run's report, rebuilt from its ``samples.jsonl``: InferenceData, summary and plots.
+"""A run's report, rebuilt from its ``samples.jsonl``: InferenceData, summary, designs.
 
-``posterior.nc`` holds, per chain and draw, the token ids, the decoded sequence, the
-free region's text, the energy and the Hamming distance to chain 0's start; its
-``position`` axis carries a ``residue`` coordinate numbered like ``--free`` (1-based
-over the sequence's content, 0 at special tokens). ``summary.csv`` holds the mean,
-sd, HDI, MCSE, bulk and tail ESS and R-hat of the energy and the Hamming distance (the
-diagnostics table alone); ``diversity.csv`` the diversity of the draws.
+:func:`write_report` reads the draws back, computes what the report files show (the
+InferenceData, the diagnostics table, the ranked designs, the marginals, the diversity)
+once, and hands them to every writer of the artifact registry
+(:mod:`pyro_mlm.run.artifacts`, which lists the files and what each holds).
 """
 
 from __future__ import annotations
@@ -17,27 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pyro_mlm.designs import (
-    Design,
-    entropy_bits,
-    marginals,
-    mean_pairwise_hamming,
-    plot_logo,
-    rank_designs,
-    write_designs,
-    write_marginals,
-)
-from pyro_mlm.diagnostics import inference_data_from_draws, log_density, summary
-from pyro_mlm.plots import plot_energy_trace, plot_rank
+from pyro_mlm.design.sites import label_free
+from pyro_mlm.report.designs import Design, rank_designs
+from pyro_mlm.report.diagnostics import inference_data_from_draws, log_density, summary
+from pyro_mlm.report.marginals import entropy_bits, marginals, mean_pairwise_hamming
+from pyro_mlm.run.artifacts import SAMPLES_FILE, Report, write_all
 from pyro_mlm.run.spec import RunSpec
-from pyro_mlm.run.store import DIVERSITY_FILE, SAMPLES_FILE, read_draws
-from pyro_mlm.sites import label_free
+from pyro_mlm.run.store import read_draws
 from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
     import torch
 
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -69,7 +59,7 @@ def write_report(
     start: torch.Tensor | None = None,
     experts: Sequence[Any] = (),
 ) -> RunResult:
-    """Write posterior.nc, summary.csv, trace.png and rank.png from ``samples.jsonl``.
+    """Write every report file of the artifact registry from ``samples.jsonl``.
 
     ``free [C, L]`` is the run's free mask; ``rates`` the acceptance and novel rates;
     ``sampling_seconds`` the wall time of the kept sweeps over every session (kept out
@@ -77,29 +67,22 @@ def write_report(
     """
     data = read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
     draws = 0 if data is None else data["energy"].shape[1]
-    table = idata = None
+    table = idata = designs = diversity = None
     if data is not None:
         data["lp"] = log_density(data["energy"], spec.temperature)
         data["free_region"] = free_regions(data["tokens"], free.cpu().numpy(), vocab)
         first = data["tokens"][0, 0]
         residue = vocab.residue_numbers(_as_tensor(first)).numpy()
         idata = inference_data_from_draws(data, residue=residue)
-        idata.to_netcdf(os.path.join(directory, "posterior.nc"))
         table = summary(idata, seconds=sampling_seconds)
-        plot_energy_trace(idata, os.path.join(directory, "trace.png"), warmup=spec.warmup)
-        if draws >= 2:
-            plot_rank(idata, os.path.join(directory, "rank.png"))
         begin = data["tokens"][0, 0] if start is None else start[0].cpu().numpy()
         labels = spec.resolved_free or label_free(
             spec.free, _as_tensor(begin), free[0].cpu(), vocab, spec.numbering
         )
-        designs, diversity = write_design_files(
-            directory, data, free.cpu().numpy(), begin, vocab, experts, labels
-        )
-        table.to_csv(os.path.join(directory, "summary.csv"))
-        with open(os.path.join(directory, DIVERSITY_FILE), "w", encoding="utf-8") as out:
-            out.write("quantity,value\n")
-            out.writelines(f"{name},{value:.6g}\n" for name, value in diversity.items())
+        report = design_report(directory, data, free.cpu().numpy(), begin, vocab, experts, labels)
+        report.warmup, report.idata, report.table = spec.warmup, idata, table
+        write_all(report)
+        designs, diversity = report.designs, report.diversity
     return RunResult(
         directory=directory,
         draws=draws,
@@ -110,12 +93,12 @@ def write_report(
         summary=table,
         idata=idata,
         sampling_seconds=sampling_seconds,
-        designs=designs if data is not None else None,
-        diversity=diversity if data is not None else None,
+        designs=designs,
+        diversity=diversity,
     )
 
 
-def write_design_files(
+def design_report(
     directory: str,
     data: dict[str, Any],
     free: np.ndarray,
@@ -123,9 +106,9 @@ def write_design_files(
     vocab: Vocabulary,
     experts: Sequence[Any] = (),
     labels: dict[str, Any] | None = None,
-) -> tuple[list[Design], dict[str, float]]:
-    """designs.csv, designs.fasta, marginals.csv and logo.png; returns the designs and the
-    diversity figures (distinct designs, mean pairwise Hamming, mean entropy per position)."""
+) -> Report:
+    """The ranked designs, marginals and diversity of the draws (``idata`` and ``table``
+    left for the caller): what designs.*, marginals.csv, logo.png and diversity.csv show."""
     import torch
 
     soft = [e for e in experts if not getattr(e, "hard", False)]
@@ -145,23 +128,18 @@ def write_design_files(
 
     tokens = data["tokens"]
     designs = rank_designs(tokens, data["energy"], free, start, vocab, expert_energies, labels)
-    write_designs(
-        designs, os.path.join(directory, "designs.csv"), os.path.join(directory, "designs.fasta")
-    )
     numbers, letters, freq = marginals(tokens, free, vocab)
     start_text = [vocab.tokens_text([i]) for i in start[free[0]].tolist()]
-    if all(len(letter) == 1 for letter in letters):  # one character per token: a logo
-        plot_logo(os.path.join(directory, "logo.png"), numbers, letters, freq, start_text, labels)
-    write_marginals(
-        os.path.join(directory, "marginals.csv"), numbers, letters, freq, start_text, labels
-    )
     n = tokens.shape[0] * tokens.shape[1]
     diversity = {
         "distinct designs": float(len(designs)),
         "mean pairwise hamming": mean_pairwise_hamming(freq, n),
         "mean entropy per position (bits)": float(entropy_bits(freq).mean()),
     }
-    return designs, diversity
+    return Report(
+        directory, 0, data, None, None, designs, (numbers, letters, freq, start_text), labels,
+        diversity,
+    )  # fmt: skip
 
 
 def free_regions(tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary) -> np.ndarray:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE
 from pyro_mlm.run.spec import RunSpec
-from pyro_mlm.run.store import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE, write_atomic
+from pyro_mlm.run.store import write_atomic
 
 if TYPE_CHECKING:
     from pyro_mlm.run.report import RunResult
@@ -73,7 +74,7 @@ class Shard:
     def __init__(
         self, spec: RunSpec, directory: str, device: str = "cpu", threads: int | None = None
     ) -> None:
-        from pyro_mlm.load import load_worker_model
+        from pyro_mlm.models.load import load_worker_model
 
         self.spec, self.directory = spec, directory
         self.mlm = load_worker_model(spec.model, device, threads)
@@ -240,7 +241,7 @@ def _report(
 ) -> RunResult:
     import torch
 
-    from pyro_mlm.load import load_vocabulary
+    from pyro_mlm.models.load import load_vocabulary
     from pyro_mlm.run.report import write_report
     from pyro_mlm.run.spec import build_experts, prepare
     from pyro_mlm.run.store import iter_records

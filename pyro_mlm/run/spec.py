@@ -1,6 +1,6 @@
 """A run's settings (``run.json``), checked field by field and against the model's tokens.
 
-Everything here works from a :class:`pyro_mlm.vocabulary.Vocabulary`, so the command
+Everything here works from a :class:`pyro_mlm.models.vocabulary.Vocabulary`, so the command
 line checks a run before the model's weights are read.
 """
 
@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from pyro_mlm.vocabulary import Vocabulary
+    from pyro_mlm.models.vocabulary import Vocabulary
 
+# the choices of a run's settings, which RunSpec checks and the command line offers
+# (torch-free here; pyro_mlm.energy, .target and .samplers.scan take the same values, and
+# tests/run/test_spec.py keeps them equal)
 ENERGIES = ("norm", "raw")
+ENERGY_OVER = ("free", "all")
 SCANS = ("random", "systematic")
+BACKENDS = ("local", "ray")
 MAX_SEED = 2**32 - 1  # numpy's seed range, which pyro.set_rng_seed also seeds
 
 
@@ -28,7 +33,7 @@ class RunSpec:
 
     ``sequences`` holds one starting text per chain; mask tokens in it at free
     positions are filled from the MLM's conditionals before the first sweep.
-    ``free`` is read by :func:`pyro_mlm.sites.parse_free`.
+    ``free`` is read by :func:`pyro_mlm.design.sites.parse_free`.
     """
 
     model: str
@@ -48,7 +53,7 @@ class RunSpec:
     numbering: str = "imgt"  # scheme of numbered regions in ``free``
     shards: int = 1  # > 1: chains split into shards (pyro_mlm.run.shards), own seeds each
     chains_per_start: int = 0  # > 0: a campaign, one run per start (pyro_mlm.run.campaign)
-    # what --free resolved to in chain 0's start, and how (pyro_mlm.sites.label_free); a
+    # what --free resolved to in chain 0's start, and how (pyro_mlm.design.sites.label_free); a
     # record written with the run, not a setting: filled in by with_resolved_free
     resolved_free: dict[str, Any] = field(default_factory=dict)
     # the start that experts are built against (max-mutations' parent, forbid's scope, ...):
@@ -154,10 +159,10 @@ class RunSpec:
                 or not 0 < value < float("inf")
             ):
                 fail(name, "a finite number > 0")
+        from pyro_mlm.design.numbering import SCHEMES
         from pyro_mlm.experts import parse_expert
-        from pyro_mlm.numbering import SCHEMES
 
-        if self.energy_over not in ("free", "all"):
+        if self.energy_over not in ENERGY_OVER:
             fail("energy_over", "'free' or 'all'")
         if self.numbering not in SCHEMES:
             fail("numbering", " or ".join(repr(s) for s in SCHEMES))
@@ -180,7 +185,7 @@ class RunSpec:
         """This spec with ``resolved_free`` filled from chain 0's start (kept if filled)."""
         if self.resolved_free:
             return self
-        from pyro_mlm.sites import label_free
+        from pyro_mlm.design.sites import label_free
 
         tokens, free = prepare(self, vocab)
         labels = label_free(self.free, tokens[0], free[0], vocab, self.numbering)
@@ -203,7 +208,7 @@ def prepare(
     """
     import torch
 
-    from pyro_mlm.sites import parse_free
+    from pyro_mlm.design.sites import parse_free
 
     spec.validate()
     encoded = [vocab.encode(text) for text in spec.sequences]
@@ -248,7 +253,7 @@ def build_experts(
     from pyro_mlm.experts import EXPERTS, Context, parse_expert
 
     if spec.context:  # a shard: the run's chain 0, not the shard's
-        from pyro_mlm.sites import parse_free
+        from pyro_mlm.design.sites import parse_free
 
         first = vocab.encode(spec.context)
         context = Context(vocab, first, parse_free(spec.free, first, vocab, spec.numbering))

@@ -16,39 +16,13 @@ from typing import Any
 
 import numpy as np
 
-SPEC_FILE, SAMPLES_FILE, CHECKPOINT_FILE = "run.json", "samples.jsonl", "checkpoint.pt"
-DIVERSITY_FILE = "diversity.csv"
-REPORT_FILES = (
-    "posterior.nc",
-    "summary.csv",
-    DIVERSITY_FILE,
-    "trace.png",
-    "rank.png",
-    "designs.csv",
-    "designs.fasta",
-    "marginals.csv",
-    "logo.png",
-)
+from pyro_mlm.run.artifacts import SAMPLES_FILE
+from pyro_mlm.run.records import FIELDS, padded_tokens, stat_arrays
+
 # what a checkpoint holds: the sweep, the sampler state's fields, the generator's state,
 # the starting tokens and the acceptance counts
 CHECKPOINT_KEYS = ("sweep", "state", "generator", "initial_tokens", "counts")
 
-# the fields of one draw line and the types they must have
-_RECORD_FIELDS: dict[str, tuple[type, ...]] = {
-    "chain": (int,),
-    "draw": (int,),
-    "sequence": (str,),
-    "energy": (int, float),
-    "hamming": (int,),
-    "acceptance_rate": (int, float),
-    "novel_rate": (int, float),
-    "accept_prob": (int, float),
-    "tokens": (list,),
-}
-# recorded per draw when a sampler has them: masked rows of the sweep, replica
-# exchange's per-pair swap rates, regenerate's regenerations, their summed acceptance
-# probabilities and the frozen tau_r (wall times stay out: replayed draws are byte-identical)
-OPTIONAL_FIELDS = ("rows", "swap_rate", "regenerations", "regen_accepted", "regen_temperature")
 _RESTORE = "restore it from a copy, or start a new run with another --out"
 
 
@@ -56,11 +30,12 @@ class DamagedRunError(ValueError):
     """A file of a run directory cannot be read back as the run wrote it."""
 
 
-def iter_records(path: str, chains: int) -> Iterator[dict[str, Any]]:
+def iter_records(path: str, chains: int, fixed_length: bool = True) -> Iterator[dict[str, Any]]:
     """Draw records of ``samples.jsonl``, each checked; a torn last line is skipped.
 
     Raises :class:`DamagedRunError` naming the line for invalid JSON, a missing or
-    mistyped field, a chain the run does not have, or token rows of another length.
+    mistyped field, a chain the run does not have, or (``fixed_length``, every run so far)
+    token rows of another length.
     """
     if not os.path.exists(path):
         return
@@ -70,7 +45,7 @@ def iter_records(path: str, chains: int) -> Iterator[dict[str, Any]]:
             if not raw.endswith(b"\n"):
                 return  # torn by a kill in the middle of a write: never saved as done
             record = _parse_line(path, number, raw)
-            problem = _record_problem(record, chains, length)
+            problem = _record_problem(record, chains, length if fixed_length else None)
             if problem:
                 raise DamagedRunError(
                     f"{path} line {number}: {problem}; the file was changed or damaged: {_RESTORE}"
@@ -79,15 +54,17 @@ def iter_records(path: str, chains: int) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def read_draws(path: str, chains: int) -> dict[str, np.ndarray] | None:
+def read_draws(path: str, chains: int, fixed_length: bool = True) -> dict[str, np.ndarray] | None:
     """Arrays ``[chain, draw, ...]`` from ``samples.jsonl`` (None when it has no draw).
 
     Each chain's draws must be numbered 0, 1, 2, ... with no gap or repeat; chains
     may differ in length by a sweep (a run stopped while writing), and the shortest
-    sets the draws returned.
+    sets the draws returned. Without ``fixed_length`` the draws' sequences may differ in
+    length: ``tokens`` is padded with :data:`~pyro_mlm.run.records.PAD` to the longest, and
+    ``length [chain, draw]`` holds each one's.
     """
     rows: dict[int, list[dict[str, Any]]] = {c: [] for c in range(chains)}
-    for record in iter_records(path, chains):
+    for record in iter_records(path, chains, fixed_length):
         chain = rows[record["chain"]]
         if record["draw"] != len(chain):
             raise DamagedRunError(
@@ -105,22 +82,17 @@ def read_draws(path: str, chains: int) -> dict[str, np.ndarray] | None:
         return np.array([[x[name] for x in chain] for chain in ordered], dtype=dtype)
 
     data = {
-        "tokens": field("tokens", np.int64),
+        "tokens": padded_tokens(ordered) if not fixed_length else field("tokens", np.int64),
         "sequence": field("sequence", object),
         "energy": field("energy"),
         "hamming": field("hamming"),
-        "acceptance_rate": field("acceptance_rate"),
-        "is_novel": field("novel_rate"),
-        "accept_prob": field("accept_prob"),
     }
-    for name in OPTIONAL_FIELDS:  # the cost and sampler-specific statistics, when recorded
-        if all(name in x for chain in ordered for x in chain):
-            try:
-                data[name] = field(name)
-            except (TypeError, ValueError) as err:
-                raise DamagedRunError(
-                    f"{path}: the {name!r} values are malformed: {_RESTORE}"
-                ) from err
+    if not fixed_length:
+        data["length"] = np.array([[len(x["tokens"]) for x in c] for c in ordered], np.int64)
+    try:  # every per-sweep statistic the sampler recorded (run/records.py)
+        data.update(stat_arrays(ordered))
+    except ValueError as err:
+        raise DamagedRunError(f"{path}: {err}: {_RESTORE}") from err
     return data
 
 
@@ -193,10 +165,10 @@ def _record_problem(record: Any, chains: int, length: int | None) -> str:
     """What is wrong with one parsed line, or '' when it is a valid draw record."""
     if not isinstance(record, dict):
         return f"expected a JSON object, got {type(record).__name__}"
-    missing = [k for k in _RECORD_FIELDS if k not in record]
+    missing = [k for k in FIELDS if k not in record]
     if missing:
         return f"the record lacks {missing}"
-    for key, types in _RECORD_FIELDS.items():
+    for key, types in FIELDS.items():
         value = record[key]
         if isinstance(value, bool) or not isinstance(value, types):
             return f"{key!r} is {value!r}, not a {' or '.join(t.__name__ for t in types)}"

@@ -1,7 +1,7 @@
 """Samplers: pure ``init``/``step`` pairs over ``NamedTuple`` states, one module each.
 
 ``SAMPLERS`` maps a name to a sampler class; the command line (``--kernel``), the run
-loop, the Pyro shell (:class:`pyro_mlm.kernel.SamplerKernel`), the benchmarks and the
+loop, the Pyro shell (:class:`pyro_mlm.pyro.kernel.SamplerKernel`), the benchmarks and the
 translation comparison all read it. A sampler is built from a
 :class:`~pyro_mlm.target.Target` and a free mask, then driven by its own two methods:
 
@@ -16,17 +16,22 @@ translation comparison all read it. A sampler is built from a
 How to add a sampler: write one module with a subclass of
 :class:`~pyro_mlm.samplers.base.SweepSampler` that sets ``name``, implements
 ``start`` (the state of some tokens) and ``propose`` (one proposal in every chain,
-returning the new state and a :class:`pyro_mlm.mh.MHInfo`), declare its settings in
-:data:`pyro_mlm.samplers.options.SAMPLER_OPTIONS` (they become command-line flags; the
-class reads them as ``OPTIONS``), and add one line to ``_CLASSES`` below. This package
-imports its sampler modules (and torch) on first use of ``SAMPLERS`` or a class, so the
-command line's ``--help`` stays instant. Its
-state is a ``NamedTuple`` with ``tokens``, ``cursor`` and ``rows`` fields; the shells
-checkpoint and record it without knowing more. For example, a single-site MH whose
+returning the new state and a :class:`~pyro_mlm.samplers.transitions.MHInfo`), and
+declare it with one entry in :data:`pyro_mlm.samplers.options.DECLARED`: its class
+(``"module:Class"``, from which this package's registry is derived), its options (they
+become command-line flags and the class's ``OPTIONS``) and its capabilities (annealable,
+usable inside replica exchange). Its own progress fields come from
+:meth:`~pyro_mlm.samplers.base.SweepSampler.progress`, its per-sweep statistics from its
+sweep info's fields. This package imports its sampler modules (and torch) on first
+use of ``SAMPLERS`` or a class, so the command line's ``--help`` stays instant. Its state
+is a ``NamedTuple`` with ``tokens``, ``cursor`` and ``rows`` fields
+(:class:`~pyro_mlm.samplers.base.ChainState`); the one driver
+(:class:`~pyro_mlm.samplers.chain.Chain`) checkpoints and records it without knowing
+more. A sampler can also be registered at run time. For example, a single-site MH whose
 proposal ignores the model (uniform over the proposable tokens, so
 :math:`q(x'_t) = q(x_t)` and the ratio is the energy difference alone):
 
->>> from pyro_mlm.proposals import Proposal
+>>> from pyro_mlm.samplers.proposals import Proposal
 >>> from pyro_mlm.samplers.mh import MH
 >>> class UniformMH(MH):
 ...     name = "uniform"
@@ -46,7 +51,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS, Option, check_settings
+from pyro_mlm.samplers.options import (
+    ANNEALABLE,
+    DECLARED,
+    SAMPLER_OPTIONS,
+    Option,
+    check_settings,
+)
 
 if TYPE_CHECKING:
     from pyro_mlm.samplers.base import SweepInfo, SweepSampler
@@ -61,14 +72,10 @@ if TYPE_CHECKING:
     SAMPLERS: dict[str, type[SweepSampler]]
 
 # the registry: name -> (module, class), imported on first use
+# the registry: name -> (module, class), from each sampler's one declaration (options.py)
 _CLASSES = {
-    "mh": ("pyro_mlm.samplers.mh", "MH"),
-    "gibbs": ("pyro_mlm.samplers.gibbs", "Gibbs"),
-    "block": ("pyro_mlm.samplers.block", "BlockMH"),
-    "metropolised": ("pyro_mlm.samplers.metropolised", "MetropolisedMH"),
-    "replica-exchange": ("pyro_mlm.samplers.replica", "ReplicaExchange"),
-    "tuned": ("pyro_mlm.samplers.tuned", "Tuned"),
-    "regenerate": ("pyro_mlm.samplers.regenerate", "Regenerate"),
+    name: tuple(f"pyro_mlm.samplers.{declared.cls}".split(":"))
+    for name, declared in DECLARED.items()
 }
 _EXPORTS = {
     **{cls: module for module, cls in _CLASSES.values()},

@@ -15,15 +15,37 @@ A subclass sets ``name``, declares its extra ``OPTIONS`` and implements
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import torch
 
-from pyro_mlm.mh import MHInfo
 from pyro_mlm.samplers.options import Option
 from pyro_mlm.samplers.scan import SCANS, Scan, Sites, next_positions, sites_of
+from pyro_mlm.samplers.transitions import MHInfo
 from pyro_mlm.target import Target
 from pyro_mlm.validation import check_chains, check_proposals, check_temperature
+
+
+class ChainState(Protocol):
+    """What every sampler's state is: a ``NamedTuple`` of tensors with at least these
+    fields. The shells (the :class:`~pyro_mlm.samplers.chain.Chain` driver, checkpoints,
+    records) need nothing more; each sampler's own state adds its caches."""
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        """``[C, L]`` the chains' current sequences."""
+
+    @property
+    def cursor(self) -> torch.Tensor:
+        """``[]`` the position-scan cursor."""
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """``[C]`` masked rows evaluated so far by each chain."""
+
+    def _asdict(self) -> dict[str, Any]: ...
+
+    def _replace(self, **changes: Any) -> Any: ...
 
 
 class SweepInfo(NamedTuple):
@@ -141,9 +163,24 @@ class SweepSampler:
         """Total energy ``[C]`` of the state's sequences (cached where the sampler keeps it)."""
         return state.energy
 
-    def options(self) -> dict[str, Any]:
-        """This sampler's own settings (``OPTIONS``), as saved in a run's ``run.json``."""
+    def progress(self, info: Any) -> dict[str, str]:
+        """This sampler's own progress fields for the latest sweep's ``info`` (the shells
+        show them beside the acceptance rates), e.g. replica exchange's swap rates."""
         return {}
+
+    def options(self) -> dict[str, Any]:
+        """This sampler's own settings, derived from ``OPTIONS``: the attribute of each
+        name, as a JSON value (tuples as lists), for those that :meth:`applies`."""
+        out = {}
+        for name in self.OPTIONS:
+            if self.applies(name):
+                value = getattr(self, name)
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def applies(self, option: str) -> bool:
+        """Whether one of ``OPTIONS`` is in force with this sampler's other settings."""
+        return True
 
     # ------------------------------------------------------------ for subclasses
     def start(

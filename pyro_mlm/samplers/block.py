@@ -32,14 +32,20 @@ from typing import Any
 
 import torch
 
-from pyro_mlm.mh import MHInfo, MHState, accept_moves, log_acceptance_ratio, uniform
-from pyro_mlm.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.mh import MH
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_mode, parse_sizes
+from pyro_mlm.samplers.proposals import draw, proposal_log_probs, token_log_prob
+from pyro_mlm.samplers.transitions import (
+    MHInfo,
+    MHState,
+    accept_moves,
+    log_acceptance_ratio,
+    uniform,
+)
 
 
 class BlockMH(MH):
-    """Block MH over :class:`pyro_mlm.mh.MHState` (see the module docstring for the ratio).
+    """Block MH over :class:`~.transitions.MHState` (the module docstring derives the ratio).
 
     Parameters
     ----------
@@ -67,9 +73,6 @@ class BlockMH(MH):
         super().__init__(target, free, **settings)
         self.block_size = parse_sizes(block_size)
         self.block_mode = parse_mode(block_mode)
-
-    def options(self) -> dict[str, Any]:
-        return {"block_size": list(self.block_size), "block_mode": self.block_mode}
 
     def propose(
         self, state: MHState, positions: torch.Tensor, generator: torch.Generator | None
@@ -127,7 +130,6 @@ class BlockMH(MH):
         generator: torch.Generator | None,
     ) -> tuple[MHState, MHInfo]:
         """One block proposal in every chain (the maths of the module docstring)."""
-        assert state.beta is not None and state.rows is not None
         tokens, energy, logits = state.tokens, state.energy, state.logits
         chains, k_max = sites.shape
         scores = logits.gather(1, sites.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))

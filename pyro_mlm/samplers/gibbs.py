@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 import torch
 
-from pyro_mlm.mh import MHInfo, gibbs_step
-from pyro_mlm.proposals import Proposal, masked_conditional_proposal
 from pyro_mlm.samplers.base import SweepSampler
+from pyro_mlm.samplers.proposals import Proposal, masked_conditional_proposal
+from pyro_mlm.samplers.transitions import MHInfo, gibbs_step
 
 
 class GibbsState(NamedTuple):

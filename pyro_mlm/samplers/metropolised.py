@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import torch
 
-from pyro_mlm.proposals import Proposal, metropolised_proposal
 from pyro_mlm.samplers.mh import MH
+from pyro_mlm.samplers.proposals import Proposal, metropolised_proposal
 
 
 class MetropolisedMH(MH):
-    """Single-site MH with Liu's Metropolised proposal; state :class:`pyro_mlm.mh.MHState`."""
+    """Single-site MH with Liu's Metropolised proposal; state :class:`~.transitions.MHState`."""
 
     name = "metropolised"
 

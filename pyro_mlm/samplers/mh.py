@@ -9,7 +9,7 @@ current state and accepts with
     \min\Big(1,\ e^{\beta (E(X) - E(X'))}\,
         \frac{q(x_t \mid X_{\setminus t})}{q(x'_t \mid X_{\setminus t})}\Big)
 
-(derivation: :func:`pyro_mlm.mh.log_acceptance_ratio`). A proposal costs one
+(derivation: :func:`pyro_mlm.samplers.transitions.log_acceptance_ratio`). A proposal costs one
 evaluation of :math:`X'` (``|free|`` masked rows), a self-proposal nothing.
 """
 
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import torch
 
-from pyro_mlm.mh import MHInfo, MHState, mh_step
-from pyro_mlm.proposals import Proposal, masked_conditional_proposal
 from pyro_mlm.samplers.base import SweepSampler
+from pyro_mlm.samplers.proposals import Proposal, masked_conditional_proposal
+from pyro_mlm.samplers.transitions import MHInfo, MHState, mh_step
 
 
 class MH(SweepSampler):
-    """Single-site MH (Goyal et al. 2022); the state is :class:`pyro_mlm.mh.MHState`."""
+    """Single-site MH (Goyal et al. 2022); the state is :class:`~.transitions.MHState`."""
 
     name = "mh"
     State = MHState
@@ -49,7 +49,6 @@ class MH(SweepSampler):
         def draw(logits: torch.Tensor, current: torch.Tensor) -> Proposal:
             return self.draw(logits, current, generator)
 
-        assert state.beta is not None and state.rows is not None
         return mh_step(state, positions, draw, self.evaluate, 1.0 / state.beta, generator)
 
     def draw(

@@ -1,15 +1,19 @@
 """Each registered sampler's own settings and capabilities, readable without torch.
 
-The command line builds ``--kernel`` and the sampler flags from this table (so that
-``pyro-mlm sample --help`` does not import torch), and each sampler class reads its
-``OPTIONS`` from it, so a setting is declared once. ``tests/test_samplers.py`` checks
+One :class:`Declared` entry per sampler in :data:`DECLARED`: its class (a module of
+this package, imported on first use), its options (the command
+line builds ``--kernel`` and the sampler flags from them, so that ``pyro-mlm sample
+--help`` does not import torch; the class reads them as ``OPTIONS``), and what it can do
+(annealed by ``pyro-mlm optimize``; run inside each replica of replica exchange). Every
+list of sampler names (``SAMPLER_OPTIONS``, ``ANNEALABLE``, ``INNER_SAMPLERS``) is derived
+from it, so a new sampler declares itself once. ``tests/samplers/test_samplers.py`` checks
 that this table and :data:`pyro_mlm.samplers.SAMPLERS` name the same samplers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("random", "window")
@@ -17,7 +21,6 @@ REGEN_BLOCKS = ("region", "window", "random")
 ORDERS = ("random", "left-to-right")
 TAUS = (0.6, 0.8, 1.0, 1.2)  # regeneration temperatures the warm-up of regenerate compares
 REGEN_TEMPERATURE_DEFAULT = 0.8  # its choice when no warm-up ran (bench/README.md)
-INNER_SAMPLERS = ("block", "mh", "regenerate")  # what replica exchange runs in each replica
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,6 @@ def one_of(what: str, choices: tuple[str, ...], shown: object = None) -> Callabl
 
 
 parse_mode = one_of("block mode", MODES)
-parse_inner = one_of("the inner sampler", INNER_SAMPLERS, list(INNER_SAMPLERS))
 parse_regen_block = one_of("the regeneration block", REGEN_BLOCKS)
 parse_order = one_of("the fill order", ORDERS)
 
@@ -106,40 +108,88 @@ def parse_t_max(text: str | float) -> float:
 BLOCK_SIZE = Option(parse_sizes, 2, "positions per block proposal, e.g. 2 or 1,2", "K")
 BLOCK_MODE = Option(parse_mode, "random", "block shape: random or window", "MODE")
 
-SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
-    "mh": {},
-    "gibbs": {},
-    "block": {"block_size": BLOCK_SIZE, "block_mode": BLOCK_MODE},
-    "metropolised": {},
-    "replica-exchange": {
+
+@dataclass(frozen=True)
+class Declared:
+    """What a registered sampler declares: its own options and its capabilities.
+
+    Attributes
+    ----------
+    cls
+        ``"module:Class"``, imported on first use (so this table stays torch-free).
+    options
+        Its settings beyond the shared ones (``--NAME`` flags, ``OPTIONS`` of the class).
+    annealable
+        ``pyro-mlm optimize`` can anneal it (its state carries the inverse temperature).
+    inner
+        Replica exchange can run it inside each replica (``--inner NAME``).
+    """
+
+    cls: str
+    options: dict[str, Option] = field(default_factory=dict)
+    annealable: bool = False
+    inner: bool = False
+
+
+def _declared() -> dict[str, Declared]:
+    inner = tuple(sorted(n for n, d in _BASE.items() if d.inner))
+    parse_inner = one_of("the inner sampler", inner, list(inner))
+    replica = {
         "replicas": Option(parse_replicas, 4, "replicas per chain (replica-exchange)", "R"),
         "t_max": Option(parse_t_max, 3.0, "hottest temperature / T (replica-exchange)", "T"),
         "inner": Option(
-            parse_inner, "block", "sampler within each replica: block, mh or regenerate", "NAME"
+            parse_inner, "block", f"sampler within each replica: {', '.join(inner)}", "NAME"
         ),
         "block_size": BLOCK_SIZE,
         "block_mode": BLOCK_MODE,
-    },
-    "tuned": {"block_mode": BLOCK_MODE},
-    "regenerate": {
-        "regen_prob": Option(parse_fraction, 0.25, "share of proposals that regenerate", "P"),
-        "regen_block": Option(
-            parse_regen_block,
-            "region",
-            "regenerated block: region (all free), window or random",
-            "MODE",
-        ),
-        "regen_size": Option(parse_sizes, 4, "block sizes for window/random, e.g. 4 or 3,6", "K"),
-        "regen_order": Option(parse_order, "random", "fill order: random or left-to-right", "O"),
-        "regen_temperature": Option(
-            parse_regen_temperature,
-            "auto",
-            f"tau_r, or auto: the best of {TAUS} in warm-up",
-            "TAU",
-        ),
-    },
+    }
+    return {**_BASE, "replica-exchange": Declared("replica:ReplicaExchange", replica)}
+
+
+_BASE: dict[str, Declared] = {
+    "mh": Declared("mh:MH", annealable=True, inner=True),
+    "gibbs": Declared("gibbs:Gibbs"),
+    "block": Declared(
+        "block:BlockMH",
+        {"block_size": BLOCK_SIZE, "block_mode": BLOCK_MODE},
+        annealable=True,
+        inner=True,
+    ),
+    "metropolised": Declared("metropolised:MetropolisedMH", annealable=True),
+    "tuned": Declared("tuned:Tuned", {"block_mode": BLOCK_MODE}),
+    "regenerate": Declared(
+        "regenerate:Regenerate",
+        {
+            "regen_prob": Option(parse_fraction, 0.25, "share of proposals that regenerate", "P"),
+            "regen_block": Option(
+                parse_regen_block,
+                "region",
+                "regenerated block: region (all free), window or random",
+                "MODE",
+            ),
+            "regen_size": Option(
+                parse_sizes, 4, "block sizes for window/random, e.g. 4 or 3,6", "K"
+            ),
+            "regen_order": Option(
+                parse_order, "random", "fill order: random or left-to-right", "O"
+            ),
+            "regen_temperature": Option(
+                parse_regen_temperature,
+                "auto",
+                f"tau_r, or auto: the best of {TAUS} in warm-up",
+                "TAU",
+            ),
+        },
+        annealable=True,
+        inner=True,
+    ),
 }
-ANNEALABLE = ("block", "mh", "metropolised", "regenerate")  # samplers pyro-mlm optimize can anneal
+# the one declaration of every registered sampler (replica exchange's --inner choices are
+# the samplers declared inner); the name lists below are views of it
+DECLARED: dict[str, Declared] = _declared()
+SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {n: d.options for n, d in DECLARED.items()}
+ANNEALABLE = tuple(sorted(n for n, d in DECLARED.items() if d.annealable))
+INNER_SAMPLERS = tuple(sorted(n for n, d in DECLARED.items() if d.inner))
 
 
 # settings shared by every sampler that a sampler does not use, with why
@@ -161,7 +211,7 @@ def check_settings(
     """The sampler's ``options`` parsed, after refusing every setting it would ignore.
 
     The one check the command line, :class:`~pyro_mlm.run.spec.RunSpec`,
-    :func:`~pyro_mlm.samplers.build_sampler` and :class:`~pyro_mlm.kernel.SamplerKernel`
+    :func:`~pyro_mlm.samplers.build_sampler` and :class:`~pyro_mlm.pyro.kernel.SamplerKernel`
     call: an unknown option, an option of another sampler, a shared setting this sampler
     does not use given a non-default value (``IGNORED_COMMON``), a block option of replica
     exchange whose inner sampler is ``mh``, and a block size larger than every chain's free

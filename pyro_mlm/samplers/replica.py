@@ -27,18 +27,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.mh import MHState, uniform
+from pyro_mlm.samplers import build_sampler
 from pyro_mlm.samplers.base import SweepSampler
-from pyro_mlm.samplers.block import BlockMH
-from pyro_mlm.samplers.mh import MH
-from pyro_mlm.samplers.options import (
-    SAMPLER_OPTIONS,
-    parse_inner,
-    parse_replicas,
-    parse_sizes,
-    parse_t_max,
-)
-from pyro_mlm.samplers.regenerate import Regenerate
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_replicas, parse_sizes, parse_t_max
+from pyro_mlm.samplers.transitions import MHState, uniform
 from pyro_mlm.validation import check_chains
 
 
@@ -50,7 +42,7 @@ class REState(NamedTuple):
     tokens, energy
         ``[C, L]``, ``[C]``: slot 0 (the target's temperature), the draws.
     inner
-        The inner sampler's state (:class:`~pyro_mlm.mh.MHState`, or
+        The inner sampler's state (:class:`~pyro_mlm.samplers.transitions.MHState`, or
         :class:`~pyro_mlm.samplers.regenerate.RegenState`) over all ``C * R`` rows; its
         ``beta`` holds each slot's inverse temperature.
     log_gaps
@@ -87,9 +79,6 @@ class REInfo(NamedTuple):
     swap_rate: torch.Tensor
 
 
-INNER = {"mh": MH, "block": BlockMH, "regenerate": Regenerate}  # the INNER_SAMPLERS
-
-
 class ReplicaExchange(SweepSampler):
     """Replica exchange over ``replicas`` temperatures up to ``t_max`` (module docstring)."""
 
@@ -113,16 +102,20 @@ class ReplicaExchange(SweepSampler):
         super().__init__(target, free, **settings)
         self.replicas = parse_replicas(replicas)
         self.t_max = parse_t_max(t_max)
-        self.inner_name = parse_inner(inner)
+        self.inner_name = self.OPTIONS["inner"].parse(inner)  # a sampler declared inner
         options: dict[str, Any] = {}
         if self.inner_name == "block":
             options = {"block_size": parse_sizes(block_size), "block_mode": block_mode}
-        self.inner = INNER[self.inner_name](
-            target, free.repeat_interleave(self.replicas, 0), **settings, **options
+        self.inner = build_sampler(
+            self.inner_name, target, free.repeat_interleave(self.replicas, 0), **settings, **options
         )
         self.proposals = self.inner.proposals
         self.inner_options = options
         self.NESTED = {"inner": self.inner.State}  # type: ignore[misc]  # the inner's state
+
+    def progress(self, info: Any) -> dict[str, str]:
+        """The latest sweep's swap rate of each pair of neighbouring temperatures."""
+        return {"swap": "/".join(f"{float(r):.2f}" for r in info.swap_rate.float().mean(0))}
 
     def options(self) -> dict[str, Any]:
         out = {"replicas": self.replicas, "t_max": self.t_max, "inner": self.inner_name}
@@ -186,7 +179,6 @@ class ReplicaExchange(SweepSampler):
         self, inner: MHState, generator: torch.Generator | None
     ) -> tuple[MHState, torch.Tensor]:
         """Even then odd neighbour swaps; returns the new inner state and ``[C, R-1]`` accepts."""
-        assert inner.beta is not None
         R = self.replicas
         chains = inner.tokens.shape[0] // R
         accepted = torch.zeros(chains, R - 1, device=inner.tokens.device)
@@ -218,7 +210,6 @@ class ReplicaExchange(SweepSampler):
     def _summarise(self, state: REState) -> REState:
         """Slot 0's tokens and energies, and each chain's rows over all its replicas."""
         inner = state.inner
-        assert inner.rows is not None
         cold = slice(None, None, self.replicas)
         rows = inner.rows.reshape(-1, self.replicas).sum(1)
         return state._replace(tokens=inner.tokens[cold], energy=inner.energy[cold], rows=rows)

@@ -11,7 +11,7 @@ each one's expected squared jump of the energy per masked row,
 
 a measured criterion of mixing per unit of compute. :meth:`Tuned.end_warmup` picks the
 best and freezes it: from then on every sweep is that block sampler, which is exact
-(tests/test_exactness.py covers every block setting), and the choice is saved in the
+(tests/samplers/test_exactness.py covers every block setting), and the choice is saved in the
 state so a resumed run keeps it. Single-site MH (``{1}`` at temperature 1) is among the
 candidates, so the tuner can always fall back on the default.
 """
@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.mh import MHState
 from pyro_mlm.samplers.base import SweepSampler
 from pyro_mlm.samplers.block import BlockMH
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS
+from pyro_mlm.samplers.transitions import MHState
 
 CANDIDATES: tuple[tuple[tuple[int, ...], float], ...] = tuple(
     (sizes, tau) for tau in (1.0, 1.5) for sizes in ((1,), (1, 2), (2,), (3,))
@@ -33,7 +33,7 @@ CANDIDATES: tuple[tuple[tuple[int, ...], float], ...] = tuple(
 
 
 class TunedState(NamedTuple):
-    """An :class:`~pyro_mlm.mh.MHState` (``inner``) plus the tuner's measurements.
+    """An :class:`~pyro_mlm.samplers.transitions.MHState` (``inner``) plus the tuner's measurements.
 
     Attributes
     ----------
@@ -93,9 +93,6 @@ class Tuned(SweepSampler):
             for sizes, tau in CANDIDATES
         ]
         self.block_mode = block_mode
-
-    def options(self) -> dict[str, Any]:
-        return {"block_mode": self.block_mode}
 
     def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> TunedState:
         inner = self.candidates[0].init(tokens, beta)

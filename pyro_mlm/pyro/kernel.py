@@ -1,0 +1,313 @@
+"""The one Pyro ``MCMCKernel`` shell over any registered sampler.
+
+``initial_params={"tokens": LongTensor[L]}`` runs one chain; ``LongTensor[C, L]``
+runs ``C`` vectorised chains through the same forward passes. One ``sample()`` call
+is one sweep of the sampler (:mod:`pyro_mlm.samplers`). Each draw has three sites, so
+that Pyro's ``MCMC.summary()`` / ``diagnostics()`` and ``arviz.from_pyro`` work with
+their defaults: ``energy`` (the total energy, not divided by the temperature),
+``hamming`` (positions differing from the first chain's start, one reference for every
+chain so that R-hat compares one function) and ``tokens``, all float64
+(token ids are exact integers; Pyro's statistics take the mean of every site, which
+an integer tensor refuses). Vectorised chains become Pyro chains in the samples
+(:class:`~pyro_mlm.pyro.parallel.ChainsFirst`): ``get_samples(group_by_chain=True)``
+is ``[P * C, draws, ...]`` for ``P`` Pyro chains of ``C`` vectorised chains. The shell
+holds the Pyro contract, the parallel-chain fix and records for ArviZ over one
+:class:`~pyro_mlm.samplers.chain.Chain` (the driver the run loop uses too), whose generator
+is seeded from torch's global generator at ``setup`` (so ``pyro.set_rng_seed`` fixes a
+run); records and checkpoints are generic over the sampler's ``NamedTuple`` fields.
+:class:`~pyro_mlm.pyro.masked.MaskedMH` and :class:`~pyro_mlm.pyro.masked.MaskedGibbs` are
+thin constructors over it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
+
+from pyro_mlm.energy import MLMEnergy
+from pyro_mlm.pyro.parallel import (
+    ChainsFirst,
+    calling_pyro_unary_chain,
+    calling_pyro_worker,
+    pyro_worker_index,
+)
+from pyro_mlm.pyro.potential import ExtraPotential, mlm_model
+from pyro_mlm.report.diagnostics import hamming
+from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
+from pyro_mlm.samplers.chain import Chain
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
+from pyro_mlm.samplers.scan import SCANS, Scan
+from pyro_mlm.target import Target
+from pyro_mlm.validation import check_proposals, check_temperature, check_tokens, resolve_free
+
+
+class SamplerKernel(MCMCKernel):
+    r"""Any registered sampler as a Pyro kernel, targeting :math:`\propto e^{-(E + E_x)/T}`.
+
+    Parameters
+    ----------
+    energy
+        The MLM energy (its ``temperature`` is :math:`T`).
+    free
+        Positions the sampler may change (bool mask ``[L]`` / ``[C, L]`` or a list of
+        positions); default every non-special position.
+    sampler
+        A name in :data:`pyro_mlm.samplers.SAMPLERS` (``"mh"``, ``"block"``, ...).
+    scan
+        ``"random"`` or ``"systematic"`` position order.
+    proposal_temperature
+        :math:`\tau` of the proposal; an exact sampler stays exact for any :math:`\tau`.
+    proposals_per_sample
+        Proposals per ``sample()`` call (default: one sweep, ``|free|``).
+    extra_potential
+        Optional ``tokens [N, L] -> energy [N]`` added to the MLM energy.
+    **options
+        The sampler's own settings (e.g. ``block_size=2`` for ``"block"``).
+
+    Examples
+    --------
+    >>> kernel = SamplerKernel(MLMEnergy(mlm), sampler="block", block_size=2)  # doctest: +SKIP
+    >>> mcmc = MCMC(kernel, num_samples=100, initial_params={"tokens": ids})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        energy: MLMEnergy,
+        free: object = None,
+        sampler: str = "mh",
+        *,
+        scan: Scan = "random",
+        proposal_temperature: float = 1.0,
+        proposals_per_sample: int | None = None,
+        extra_potential: ExtraPotential | None = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(energy, MLMEnergy):
+            raise TypeError(
+                f"expected an MLMEnergy, got {type(energy).__name__}; build one with "
+                "MLMEnergy(MaskedLM(model, tokenizer))"
+            )
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; registered: {sorted(SAMPLERS)}")
+        if scan not in SCANS:
+            raise ValueError(f"scan must be 'random' or 'systematic', got {scan!r}")
+        check_proposals(proposals_per_sample, "proposals_per_sample")
+        if extra_potential is not None and not callable(extra_potential):
+            raise TypeError("extra_potential must be a callable tokens [N, L] -> energy [N]")
+        if sampler in SAMPLER_OPTIONS:  # a run-time registration has no row: its own check
+            check_settings(
+                sampler, options, temperature=energy.temperature,
+                proposal_temperature=proposal_temperature,
+            )  # fmt: skip
+        self.energy = energy
+        self.free = free
+        self.sampler_name = sampler
+        self.scan: Scan = scan
+        self.proposal_temperature = check_temperature(proposal_temperature, "proposal_temperature")
+        self.proposals_per_sample = proposals_per_sample
+        self.extra_potential = extra_potential
+        self.options = options
+        self.target = Target(energy, [] if extra_potential is None else [extra_potential])
+        # not transforms of a support: they fold vectorised chains into Pyro's chains
+        self.transforms: dict[str, Any] = {
+            "tokens": ChainsFirst(event_dim=1),
+            "energy": ChainsFirst(event_dim=0),
+            "hamming": ChainsFirst(event_dim=0),
+        }
+        self.model: Any = None
+        self.sampler: SweepSampler | None = None
+        self.last_sweep: SweepInfo | None = None
+        self._initial: torch.Tensor | None = None
+        self._per_worker: dict[int, torch.Tensor] = {}
+        self._reference_row: torch.Tensor | None = None
+        self._vectorised = False
+        self.chain: Chain | None = None
+        self._rates = (0.0, 0.0)  # acceptance and novel rates of the last chains run
+        self._logged: dict[str, str] = {}  # and their last progress fields
+        self._records: dict[str, list[torch.Tensor]] = {}
+
+    # ------------------------------------------------------------ Pyro contract
+    @property
+    def initial_params(self) -> dict[str, torch.Tensor]:
+        if self._initial is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a starting sequence: pass "
+                "initial_params={'tokens': mlm.encode(text)} (or a [C, L] batch for C "
+                "vectorised chains) to pyro.infer.MCMC"
+            )
+        return self._sites(self._initial) if self.chain is None else self._sites()
+
+    @initial_params.setter
+    def initial_params(self, params: dict[str, torch.Tensor]) -> None:
+        if not isinstance(params, dict) or set(params) != {"tokens"}:
+            raise ValueError(
+                f"initial_params must be {{'tokens': LongTensor[L] or [C, L]}}, got "
+                f"{params if not isinstance(params, dict) else sorted(params)}"
+            )
+        tokens = check_tokens(params["tokens"], self.energy.mlm, "initial tokens")
+        if tokens.dim() > 2:
+            raise ValueError(
+                f"initial tokens must be [L] or [C, L] (C vectorised chains), got shape "
+                f"{tuple(tokens.shape)}; with pyro's num_chains=P pass [P, L] or [P, C, L]"
+            )
+        self._vectorised = tokens.dim() == 2
+        self._initial = tokens.reshape(-1, tokens.shape[-1]).to(self.energy.mlm.device)
+        self._free_mask()  # validate now, at the boundary
+        worker = calling_pyro_worker()
+        if worker is not None:
+            self._per_worker[worker] = self._initial
+        # the Hamming reference: the first row of Pyro's chain 0 (sequential chains set
+        # their rows one at a time, parallel workers all before any runs)
+        if (worker if worker is not None else calling_pyro_unary_chain()) in (None, 0):
+            self._reference_row = self._initial[:1].clone()
+
+    def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
+        """Build the sampler, seed its generator, evaluate the start state, reset records."""
+        self.chain = None  # initial_params reads the start, not a previous run's chains
+        chain = pyro_worker_index()
+        if chain is not None:
+            if chain not in self._per_worker:
+                raise RuntimeError(
+                    "pyro ran this kernel in a parallel worker without its chain's initial "
+                    "tokens; run vectorised chains instead: initial_params={'tokens': "
+                    "LongTensor[C, L]} with num_chains=1"
+                )
+            self._initial = self._per_worker[chain]
+            # a forked worker inherits the parent's OpenMP pool in a broken state and
+            # deadlocks in its first parallel op; parallel chains share the cores anyway
+            torch.set_num_threads(1)
+        start = self.initial_params["tokens"]  # raises a clear error when none was given
+        tokens = self._initial
+        assert tokens is not None
+        mask = self._free_mask()
+        self.sampler = build_sampler(
+            self.sampler_name,
+            self.target,
+            mask,
+            scan=self.scan,
+            proposal_temperature=self.proposal_temperature,
+            proposals_per_sweep=self.proposals_per_sample,
+            **self.options,
+        )
+        generator = torch.Generator(device=tokens.device)
+        generator.manual_seed(int(torch.randint(2**62, ())))  # from pyro.set_rng_seed
+        self.model = mlm_model(
+            self.energy, start, mask.reshape(start.shape).cpu(), self.extra_potential
+        )
+        self.chain = Chain.start(self.sampler, tokens, warmup=warmup_steps, generator=generator)
+        self._records = {}
+
+    def sample(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One sweep of the sampler in every chain."""
+        chain = self._chain()
+        current = chain.tokens
+        tokens = params["tokens"].reshape(current.shape).to(current.device, torch.long)
+        if not torch.equal(tokens, current):  # pyro handed back tokens we did not produce
+            chain.restart_at(check_tokens(tokens, self.energy.mlm))
+        info = chain.step()
+        self.last_sweep = info
+        if chain.sweep > chain.warmup:
+            self._records.setdefault("seconds", []).append(
+                torch.full(info.rows.shape, chain.last_seconds)
+            )
+            for name, value in info._asdict().items():
+                self._records.setdefault(name, []).append(value.cpu())
+        return self._sites()
+
+    def logging(self) -> OrderedDict[str, str]:
+        if self.chain is None or self.last_sweep is None:
+            return OrderedDict(self._logged)
+        return OrderedDict(self.chain.progress(self.last_sweep))
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Acceptance rates after warm-up, ``divergences: []`` and the per-draw records.
+
+        The energy is not here: it is a sample site (``mcmc.get_samples()["energy"]``),
+        and ``MCMC.diagnostics()`` would let a record of the same name hide its R-hat.
+
+        Records are tensors ``[draws, C]``: every field of the sampler's sweep info
+        (``accept_prob``, ``acceptance_rate``, ``is_novel``, ``rows``, ...), and
+        ``seconds``, the sweep's wall time.
+        """
+        accepted, novel = self.chain.rates() if self.chain is not None else self._rates
+        records = {k: torch.stack(v) for k, v in self._records.items()}
+        for name in ("seconds", *SweepInfo._fields):
+            records.setdefault(name, torch.empty(0))
+        return {
+            "divergences": [],
+            "acceptance rate": accepted,
+            "novel acceptance rate": novel,
+            "initial_tokens": self._initial.cpu() if self._initial is not None else None,
+            "temperature": self.target.temperature,
+            **records,
+        }
+
+    def cleanup(self) -> None:
+        """Drop the chains (their rates stay for :meth:`diagnostics`); idempotent (pyro
+        calls it twice)."""
+        if self.chain is not None:
+            self._rates, self._logged = self.chain.rates(), self.logging()
+        self.chain = None
+
+    # ------------------------------------------------------------ state and checkpoints
+    @property
+    def current_energy(self) -> torch.Tensor:
+        """Energy ``[C]`` of the chains' current sequences (after :meth:`setup`)."""
+        return self._chain().energy
+
+    @property
+    def state(self) -> Any:
+        """The sampler's current state (a ``NamedTuple``), after :meth:`setup`."""
+        return None if self.chain is None else self.chain.state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the chains exactly (:meth:`Chain.state_dict`)."""
+        return self._chain().state_dict()
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (call after :meth:`setup` with the same start)."""
+        if self.chain is None:
+            raise RuntimeError("call setup() before load_state_dict()")
+        self.chain.load_state_dict(saved)
+
+    # ------------------------------------------------------------ internals
+    def _chain(self) -> Chain:
+        if self.chain is None:
+            raise RuntimeError("the kernel has no state yet: call setup() first")
+        return self.chain
+
+    def _sites(self, tokens: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The draw's sites (current state, or just ``tokens``), shaped as the user's start."""
+        if tokens is not None:
+            sites = {"tokens": tokens}
+        else:
+            current = self._chain().tokens
+            sites = {
+                "tokens": current.double(),
+                "energy": self.current_energy.double(),
+                "hamming": hamming(current, self._reference()).double(),
+            }
+        return {k: (v if self._vectorised else v[0]).cpu() for k, v in sites.items()}
+
+    def _reference(self) -> torch.Tensor:
+        """``[1, L]``: the Hamming distance's reference, the first chain's start (Pyro's
+        chain 0's where it runs several)."""
+        assert self._initial is not None and self._reference_row is not None
+        return self._reference_row.to(self._initial.device)
+
+    def _free_mask(self) -> torch.Tensor:
+        assert self._initial is not None
+        mask = resolve_free(self.free, self._initial, self.energy.mlm)
+        tokens = self._initial
+        outside = mask & ~torch.isin(tokens, self.energy.mlm.proposable_ids.to(tokens.device))
+        if bool(outside.any()):
+            pos = sorted(set(outside.nonzero()[:, -1].tolist()))
+            raise ValueError(
+                f"free positions {pos} hold tokens outside the proposable set, where the "
+                "target has no mass; start from proposable tokens there or widen "
+                "MaskedLM(proposable=...)"
+            )
+        return mask

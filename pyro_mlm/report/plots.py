@@ -1,0 +1,105 @@
+"""Pictures of a run: energy traces with the running R-hat, and rank plots.
+
+Both read an ArviZ ``InferenceData`` as :mod:`pyro_mlm.report.diagnostics` builds it, and
+save a PNG when given a path.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from pyro_mlm.report.diagnostics import MIN_DRAWS, SUMMARY_VARS, _arviz
+
+
+def running_rhat(values: np.ndarray, points: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """R-hat of the first ``n`` draws of ``values [chains, draws]`` at up to ``points`` n's."""
+    draws = values.shape[1]
+    if draws < MIN_DRAWS or values.shape[0] < 2:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    ends = np.unique(np.linspace(MIN_DRAWS, draws, min(points, draws - MIN_DRAWS + 1)).astype(int))
+    az = _arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = np.array([float(az.rhat(np.ascontiguousarray(values[:, :n]))) for n in ends])
+    return ends, rhat
+
+
+def plot_energy_trace(idata: Any, path: str | None = None, warmup: int = 0) -> Any:
+    """Energy traces per chain, their marginal, and the running R-hat; saves a PNG.
+
+    The x axis counts sweeps from the start of the run; only kept draws are plotted, so
+    the axis starts after the ``warmup`` sweeps (named in its label, not shaded: there
+    is nothing of warm-up to see). The lower panel shows R-hat of the energy and of the
+    Hamming distance over the draws so far, against the 1.01 and 1.05 lines (always in
+    view), so a reader sees convergence come (or not).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    energy = np.asarray(idata.posterior["energy"])
+    sweeps = warmup + 1 + np.arange(energy.shape[1])
+    fig, axes = plt.subplots(
+        2,
+        2,
+        figsize=(10, 5.4),
+        gridspec_kw={"width_ratios": [3, 1], "height_ratios": [3, 2]},
+        constrained_layout=True,
+    )
+    (ax_trace, ax_hist), (ax_rhat, ax_blank) = axes
+    ax_blank.axis("off")
+    for c, row in enumerate(energy):
+        ax_trace.plot(sweeps, row, lw=0.8, label=f"chain {c}")
+        bins = min(30, max(5, len(row) // 4))
+        ax_hist.hist(row, bins=bins, histtype="step", orientation="horizontal")
+    for ax in (ax_trace, ax_rhat):
+        ax.set_xlim(warmup + 0.5, sweeps[-1] + 0.5)
+    ax_trace.set_ylabel("energy E(X)")
+    ax_trace.set_title("energy trace")
+    ax_hist.set_xlabel("count")
+    if energy.shape[0] <= 8:
+        ax_trace.legend(fontsize="small", ncol=2)
+    top = 1.06
+    for name in SUMMARY_VARS:
+        ends, rhat = running_rhat(np.asarray(idata.posterior[name], dtype=float))
+        if len(ends):
+            ax_rhat.plot(warmup + ends, rhat, marker=".", lw=1, label=name)
+            finite = rhat[np.isfinite(rhat)]
+            top = max(top, float(finite.max()) + 0.01) if len(finite) else top
+    for level, style in ((1.01, "-"), (1.05, "--")):
+        ax_rhat.axhline(level, color="0.4", lw=0.8, ls=style, label=f"R-hat {level}")
+    ax_rhat.set_ylim(0.98, top)  # both lines in view, whatever the chains did
+    ax_rhat.set_xlabel(f"sweep (after {warmup} warm-up sweeps, not kept)" if warmup else "sweep")
+    ax_rhat.set_ylabel("R-hat so far")
+    ax_rhat.legend(fontsize="small", ncol=2)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def plot_rank(
+    idata: Any, path: str | None = None, var_names: tuple[str, ...] = SUMMARY_VARS
+) -> Any:
+    """Rank plots of the float summaries: flat histograms per chain mean good mixing."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(var_names), figsize=(5 * len(var_names), 3.2), constrained_layout=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant chains make ArviZ warn
+        _arviz().plot_rank(idata, var_names=list(var_names), ax=np.atleast_1d(axes))
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig

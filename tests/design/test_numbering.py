@@ -1,0 +1,128 @@
+"""Numbered regions through ANARCI (skipped where ANARCI or hmmscan is missing; CI
+installs both). Expected CDRs of trastuzumab from the IMGT and Kabat definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyro_mlm.design.numbering import anarci_available, region_indices
+
+VH = (
+    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
+    "MNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS"
+)
+VL = (
+    "DIQMTQSPSSLSASVGDRVTITCRASQDVNTAVAWYQQKPGKAPKLLIYSASFLYSGVPSRFSGSRSGTDFTLTISSLQPED"
+    "FATYYCQQHYTTPPTFGQGTKVEIK"
+)
+CASES = [
+    (VH, "cdrh1", "imgt", "GFNIKDTY"),
+    (VH, "cdrh2", "imgt", "IYPTNGYT"),
+    (VH, "cdrh3", "imgt", "SRWGGDGFYAMDY"),
+    (VH, "cdrh1", "kabat", "DTYIH"),
+    (VH, "cdrh2", "kabat", "RIYPTNGYTRYADSVKG"),
+    (VH, "cdrh3", "kabat", "WGGDGFYAMDY"),
+    (VH, "cdrs", "imgt", "GFNIKDTYIYPTNGYTSRWGGDGFYAMDY"),
+    (VL, "cdrl1", "imgt", "QDVNTA"),
+    (VL, "cdrl2", "imgt", "SAS"),
+    (VL, "cdrl3", "imgt", "QQHYTTPPT"),
+    (VL, "cdrl1", "kabat", "RASQDVNTAVA"),
+    (VL, "cdrl2", "kabat", "SASFLYS"),
+    (VL, "cdrl3", "kabat", "QQHYTTPPT"),
+]
+
+needs_anarci = pytest.mark.skipif(not anarci_available(), reason="ANARCI or hmmscan missing")
+
+
+@needs_anarci
+@pytest.mark.parametrize(("sequence", "region", "scheme", "expected"), CASES)
+def test_cdrs_of_trastuzumab(sequence, region, scheme, expected) -> None:
+    assert "".join(sequence[i] for i in region_indices(region, sequence, scheme)) == expected
+
+
+@needs_anarci
+def test_wrong_chain_and_no_domain_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="asks for a light-chain CDR, but ANARCI reads"):
+        region_indices("cdrl3", VH)
+    with pytest.raises(ValueError, match="no antibody variable domain"):
+        region_indices("cdrh3", "ACDEFGHIKLMNPQRSTVWY")
+    with pytest.raises(ValueError, match="unknown region"):
+        region_indices("cdrh4", VH)
+
+
+@needs_anarci
+def test_free_takes_regions_and_ranges_together() -> None:
+    from pyro_mlm.design.sites import parse_free
+    from pyro_mlm.models.load import load_vocabulary
+
+    try:
+        vocab = load_vocabulary("antiberty")
+    except ValueError:
+        pytest.skip("antiberty is not installed")
+    ids = vocab.encode(VH)
+    mask = parse_free("1-2,cdrh3", ids, vocab, "kabat")
+    assert vocab.region_text(ids[mask]) == "EV" + "WGGDGFYAMDY"
+
+
+# ------------------------------------------------------------------ outputs in IMGT terms
+def _labelled_run(tmp_path, free: str):
+    import csv
+    import json
+
+    from conftest import packaged_installed
+
+    from pyro_mlm.cli import main
+
+    if not packaged_installed("sapiens-h"):
+        pytest.skip("needs sapiens==1.0.5")
+    out = tmp_path / "run"
+    argv = ["sample", "--model", "sapiens-h", "--sequence", VH, "--free", free, "--chains", "2"]
+    assert main([*argv, "--warmup", "0", "--samples", "2", "--no-progress", "--out", str(out)]) == 0
+    with open(out / "run.json", encoding="utf-8") as handle:
+        resolved = json.load(handle)["resolved_free"]
+    with open(out / "marginals.csv", encoding="utf-8") as handle:
+        marginals = list(csv.DictReader(handle))
+    with open(out / "designs.csv", encoding="utf-8") as handle:
+        designs = list(csv.DictReader(handle))
+    return resolved, marginals, designs
+
+
+@needs_anarci
+def test_outputs_carry_imgt_labels_regions_and_mutations(tmp_path, capsys) -> None:
+    import re
+
+    resolved, marginals, designs = _labelled_run(tmp_path, "cdrh3")
+    assert resolved["how"] == "anarci-imgt"
+    assert resolved["labels"] == [str(n) for n in range(105, 118)]  # 13 residues, no insertion
+    assert set(resolved["regions"]) == {"CDR-H3"}
+    assert [r["label"] for r in marginals] == resolved["labels"]
+    assert {r["region"] for r in marginals} == {"CDR-H3"} and marginals[0]["start"] == "S"
+    for d in designs:  # start residue, IMGT number, new residue
+        for mutation in filter(None, d["mutations"].split(";")):
+            start, label, new = re.fullmatch(r"([A-Z])(\d+[A-Z]?)([A-Z])", mutation).groups()
+            k = resolved["labels"].index(label)
+            assert start == "SRWGGDGFYAMDY"[k] and d["free_region"][k] == new != start
+        assert len(d["mutations"].split(";")) == int(d["hamming_to_start"]) or not d["mutations"]
+    assert (
+        "free positions: CDR-H3 105-117 (13); numbered by ANARCI, IMGT" in capsys.readouterr().out
+    )
+
+
+@needs_anarci
+def test_free_cdrs_shows_the_three_cdrs_separated(tmp_path, capsys) -> None:
+    resolved, _, designs = _labelled_run(tmp_path, "cdrs")
+    assert [resolved["regions"].count(r) for r in ("CDR-H1", "CDR-H2", "CDR-H3")] == [8, 8, 13]
+    for d in designs:
+        assert [len(part) for part in d["free_region"].split(" / ")] == [8, 8, 13]
+    capsys.readouterr()
+
+
+def test_without_anarci_cdrh3_says_it_came_from_the_motifs(monkeypatch, tmp_path, capsys):
+    import pyro_mlm.design.numbering
+
+    monkeypatch.setattr(pyro_mlm.design.numbering, "anarci_available", lambda: False)
+    resolved, marginals, _ = _labelled_run(tmp_path, "cdrh3")
+    assert resolved["how"] == "motif" and set(resolved["regions"]) == {"CDR-H3"}
+    assert resolved["positions"] == list(range(97, 110))  # residue numbers of SRWGGDGFYAMDY
+    assert [r["label"] for r in marginals] == [str(n) for n in range(97, 110)]
+    capsys.readouterr()

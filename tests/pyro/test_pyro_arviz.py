@@ -1,0 +1,140 @@
+"""Pyro's and ArviZ's own entry points, with their defaults, on every registered sampler.
+
+The calls a Pyro or ArviZ user types first: ``mcmc.summary()``, ``mcmc.diagnostics()``,
+``mcmc.get_samples()``, ``arviz.from_pyro(mcmc)``, ``az.summary``, ``az.rhat``, ``az.ess``,
+``az.plot_trace``, ``az.plot_rank``, on vectorised chains, on Pyro's ``num_chains=2``, and
+on the ``posterior.nc`` of a command-line run (plain, sharded, campaign job). No
+``var_names``: the defaults must work. ArviZ's own warnings about variables that never
+change (a special token's id: R-hat is NaN there) are allowed; an exception is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from conftest import run_mcmc, tiny_mlm
+from sampler_cases import SAMPLER_CASES, SamplerCase
+
+from pyro_mlm import MLMEnergy, SamplerKernel
+from pyro_mlm.cli import main
+from pyro_mlm.report.diagnostics import _arviz
+
+matplotlib.use("Agg")
+az = _arviz()
+
+
+@contextlib.contextmanager
+def arviz_constant_warnings_allowed() -> Iterator[None]:
+    """ArviZ warns (it does not fail) on a constant variable, and calls a matplotlib API
+    that matplotlib 3.11 deprecates: those warnings are ArviZ's, not ours."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="Your data appears to have a single value")
+        warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning)
+        yield
+
+
+def check_arviz_defaults(idata, chains: int, draws: int) -> None:
+    """az.summary / rhat / ess / plot_trace / plot_rank with defaults on ``idata``."""
+    import matplotlib.pyplot as plt
+
+    post = idata.posterior
+    assert {"energy", "hamming", "tokens"} <= set(post.data_vars)
+    assert all(np.issubdtype(post[v].dtype, np.number) for v in post.data_vars)
+    assert post["energy"].shape == (chains, draws)
+    with arviz_constant_warnings_allowed():
+        table = az.summary(idata)
+        assert {"energy", "hamming"} <= set(table.index)
+        assert np.isfinite(table.loc["energy", "mean"]) and table.loc["energy", "r_hat"] > 0.5
+        assert float(az.rhat(idata)["energy"]) > 0.5
+        assert float(az.ess(idata)["energy"]) > 0
+        az.plot_trace(idata)
+        az.plot_rank(idata)
+    plt.close("all")
+
+
+def _kernel(case: SamplerCase) -> SamplerKernel:
+    mlm = tiny_mlm(init_range=0.3)
+    return SamplerKernel(MLMEnergy(mlm), sampler=case.sampler, **case.options)
+
+
+@pytest.mark.parametrize("case", SAMPLER_CASES, ids=repr)
+def test_pyro_and_arviz_defaults_on_vectorised_chains(case: SamplerCase, capsys) -> None:
+    kernel = _kernel(case)
+    tokens = kernel.energy.mlm.encode("a b c d").repeat(3, 1)
+    mcmc = run_mcmc(kernel, tokens, samples=8, warmup=2)
+    mcmc.summary()  # Pyro's table: every site, R-hat across the 3 vectorised chains
+    printed = capsys.readouterr().out
+    assert "energy" in printed and "hamming" in printed and "tokens[0]" in printed
+    diag = mcmc.diagnostics()
+    assert {"n_eff", "r_hat"} <= set(diag["energy"]) & set(diag["hamming"])
+    assert torch.isfinite(diag["energy"]["n_eff"])
+    samples = mcmc.get_samples(group_by_chain=True)
+    assert samples["tokens"].shape == (3, 8, 6) and samples["energy"].shape == (3, 8)
+    assert samples["hamming"].shape == (3, 8)
+    assert torch.equal(samples["tokens"], samples["tokens"].round())  # exact token ids
+    flat = mcmc.get_samples()
+    assert flat["tokens"].shape == (24, 6) and flat["energy"].shape == (24,)
+    idata = az.from_pyro(mcmc)
+    check_arviz_defaults(idata, chains=3, draws=8)
+    # the draws' energies are those of their tokens, at the model's precision
+    energy = MLMEnergy(kernel.energy.mlm)(samples["tokens"].long()).double()
+    torch.testing.assert_close(samples["energy"], energy, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+def test_pyro_num_chains_gives_the_same_shapes_as_vectorised_chains(monkeypatch, parallel, capsys):
+    monkeypatch.setattr(torch.multiprocessing, "cpu_count", lambda: 8 if parallel else 1)
+    mlm = tiny_mlm(init_range=0.3)
+    start = torch.stack([mlm.encode("a b c d"), mlm.encode("h g f e")])
+    shapes = []
+    for num_chains, tokens in ((2, start), (1, start)):
+        kernel = SamplerKernel(MLMEnergy(mlm), sampler="mh")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="num_chains=2 is more than available_cpu")
+            mcmc = run_mcmc(kernel, tokens, samples=8, warmup=2, num_chains=num_chains)
+        mcmc.summary()
+        assert "hamming" in capsys.readouterr().out
+        assert torch.isfinite(mcmc.diagnostics()["energy"]["r_hat"])
+        samples = mcmc.get_samples(group_by_chain=True)
+        shapes.append({k: tuple(v.shape) for k, v in samples.items()})
+        # each chain keeps its own start at the special positions and starts from its own row
+        for chain in range(2):
+            assert samples["tokens"][chain, 0, 0] == start[chain, 0]
+        check_arviz_defaults(az.from_pyro(mcmc), chains=2, draws=8)
+    assert shapes[0] == shapes[1] == {"energy": (2, 8), "hamming": (2, 8), "tokens": (2, 8, 6)}
+
+
+def _cli(model_dir: str, out: str, *extra: str) -> None:
+    argv = ["sample", "--model", model_dir, "--sequence", "a b c d e f", "--free", "2-4"]
+    argv += ["--warmup", "1", "--samples", "6", "--no-progress", "--out", out, *extra]
+    assert main(argv) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "posterior"),
+    [
+        ((), "posterior.nc"),
+        (("--chains", "4", "--workers", "2"), "posterior.nc"),
+        (("--campaign", "--sequence", "h g f e d c", "--chains", "2"), "runs/1/posterior.nc"),
+    ],
+    ids=["plain", "sharded", "campaign-job"],
+)
+def test_cli_posterior_opens_the_arviz_way(model_dir, tmp_path, capsys, extra, posterior):
+    out = str(tmp_path / "run")
+    _cli(model_dir, out, *extra)
+    capsys.readouterr()
+    idata = az.from_netcdf(os.path.join(out, posterior))
+    chains = 4 if "--workers" in extra else (2 if "--campaign" in extra else 4)
+    check_arviz_defaults(idata, chains=chains, draws=6)
+    # the strings are coordinates, where ArviZ's defaults do not compute on them
+    post = idata.posterior
+    assert "sequence" in post.coords and "free_region" in post.coords
+    assert "sequence" not in post.data_vars and post["sequence"].shape == (chains, 6)

@@ -1,0 +1,104 @@
+"""The house as STYLE.md describes it, checked so it cannot drift: rooms at the top level,
+imports that run one way (no cycle at any depth, function-level imports included), modules
+of one job each (about 300 lines at most), and sampler names listed only in samplers/."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pyro_mlm"
+MAX_LINES = 320  # "about 300": a docstring's derivation may push one a little over
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def _imports(modules: dict[str, pathlib.Path]) -> dict[str, set[str]]:
+    """Module -> modules it imports anywhere in its body (a parent package's own
+    ``__init__`` excluded: a subpackage's modules reach their registry through it)."""
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + [base] * bool(base))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def test_no_import_cycle_at_any_depth() -> None:
+    graph = _imports(_modules())
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycle = [*path[path.index(node) :], node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        for target in sorted(graph[node]):
+            visit(target, [*path, node])
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_rooms_at_the_top_and_modules_of_one_job() -> None:
+    flat = sorted(p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(flat) <= 10, f"{len(flat)} modules directly in pyro_mlm/: {flat}"
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_sampler_names_are_listed_only_in_samplers() -> None:
+    from pyro_mlm.samplers.options import SAMPLER_OPTIONS
+
+    names = set(SAMPLER_OPTIONS)
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "samplers":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+                items = node.keys if isinstance(node, ast.Dict) else node.elts
+                strings = {i.value for i in items if isinstance(i, ast.Constant)}
+                if len(strings & names) >= 2:
+                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not found, f"lists of sampler names outside samplers/: {found}"
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch) -> None:
+    """The check above can fail: a two-module package that imports itself in a circle."""
+    package = tmp_path / "pyro_mlm"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from pyro_mlm import b\n")
+    (package / "b.py").write_text("from pyro_mlm.a import f\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", package)
+    with pytest.raises(pytest.fail.Exception, match="import cycle"):
+        test_no_import_cycle_at_any_depth()
