@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 
+import matplotlib
 import pyro
 import pytest
 import torch
@@ -129,3 +133,21 @@ def packaged_installed(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# trastuzumab heavy chain: the flagship task of the tests, the README and bench/
+TRASTUZUMAB_VH = (
+    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
+    "MNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS"
+)
+
+
+@contextlib.contextmanager
+def arviz_constant_warnings_allowed() -> Iterator[None]:
+    """ArviZ warns (it does not fail) on a constant variable, and calls a matplotlib API
+    that matplotlib 3.11 deprecates: those warnings are ArviZ's, not ours."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="Your data appears to have a single value")
+        warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning)
+        yield

@@ -8,8 +8,7 @@ import os
 import re
 
 import pytest
-from conftest import packaged_installed
-from test_pyro_arviz import arviz_constant_warnings_allowed
+from conftest import arviz_constant_warnings_allowed, packaged_installed
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 

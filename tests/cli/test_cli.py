@@ -269,7 +269,7 @@ needs_antiberty = pytest.mark.skipif(
 
 @needs_antiberty
 def test_short_antiberty_cdr_h3_run(tmp_path, capsys) -> None:
-    from test_packaged import TRASTUZUMAB_VH
+    from conftest import TRASTUZUMAB_VH
 
     out = tmp_path / "h3"
     code, stdout, err = run_cli(

@@ -15,17 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import packaged_installed, tiny_mlm
+from conftest import TRASTUZUMAB_VH, packaged_installed, tiny_mlm
 
 import pyro_mlm.models.load
 from pyro_mlm import EnergyError, MaskedMH, MLMEnergy, potential_fn
 from pyro_mlm.cli import main
 
 TEXT = "a b c d e f g h"
-TRASTUZUMAB_VH = (
-    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
-    "MNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS"
-)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import os
 
 import pytest
 import torch
+from conftest import TRASTUZUMAB_VH
 
 from pyro_mlm import MaskedLM, MLMEnergy
 from pyro_mlm.models.fairseq import read_fairseq_checkpoint
@@ -24,10 +25,6 @@ needs = {
     for name in ("antiberty", "sapiens", "rxnmapper")
 }
 
-TRASTUZUMAB_VH = (
-    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
-    "MNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS"
-)
 ADALIMUMAB_VH = (
     "EVQLVESGGGLVQPGRSLRLSCAASGFTFDDYAMHWVRQAPGKGLEWVSAITWNSGHIDYADSVEGRFTISRDNAKNSLYLQ"
     "MNSLRAEDTAVYYCAKVSYLSTASSLDYWGQGTLVTVSS"

@@ -10,16 +10,14 @@ change (a special token's id: R-hat is NaN there) are allowed; an exception is n
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
-from collections.abc import Iterator
 
 import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import run_mcmc, tiny_mlm
+from conftest import arviz_constant_warnings_allowed, run_mcmc, tiny_mlm
 from sampler_cases import SAMPLER_CASES, SamplerCase
 
 from pyro_mlm import MLMEnergy, SamplerKernel
@@ -28,17 +26,6 @@ from pyro_mlm.report.diagnostics import _arviz
 
 matplotlib.use("Agg")
 az = _arviz()
-
-
-@contextlib.contextmanager
-def arviz_constant_warnings_allowed() -> Iterator[None]:
-    """ArviZ warns (it does not fail) on a constant variable, and calls a matplotlib API
-    that matplotlib 3.11 deprecates: those warnings are ArviZ's, not ours."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-        warnings.filterwarnings("ignore", message="Your data appears to have a single value")
-        warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning)
-        yield
 
 
 def check_arviz_defaults(idata, chains: int, draws: int) -> None:
