@@ -79,10 +79,12 @@ def write_report(
         labels = spec.resolved_free or label_free(
             spec.free, _as_tensor(begin), free[0].cpu(), vocab, spec.numbering
         )
-        report = design_report(directory, data, free.cpu().numpy(), begin, vocab, experts, labels)
-        report.warmup, report.idata, report.table = spec.warmup, idata, table
-        write_all(report)
-        designs, diversity = report.designs, report.diversity
+        designs, shown, diversity = design_summaries(
+            data, free.cpu().numpy(), begin, vocab, experts, labels
+        )
+        write_all(
+            Report(directory, spec.warmup, data, idata, table, designs, shown, labels, diversity)
+        )
     return RunResult(
         directory=directory,
         draws=draws,
@@ -98,17 +100,16 @@ def write_report(
     )
 
 
-def design_report(
-    directory: str,
+def design_summaries(
     data: dict[str, Any],
     free: np.ndarray,
     start: np.ndarray,
     vocab: Vocabulary,
     experts: Sequence[Any] = (),
     labels: dict[str, Any] | None = None,
-) -> Report:
-    """The ranked designs, marginals and diversity of the draws (``idata`` and ``table``
-    left for the caller): what designs.*, marginals.csv, logo.png and diversity.csv show."""
+) -> tuple[list[Design], tuple[Any, Any, Any, Any], dict[str, float]]:
+    """The ranked designs, the marginals ``(numbers, letters, freq, start_text)`` and the
+    diversity of the draws: what designs.*, marginals.csv, logo.png and diversity.csv show."""
     import torch
 
     soft = [e for e in experts if not getattr(e, "hard", False)]
@@ -136,10 +137,7 @@ def design_report(
         "mean pairwise hamming": mean_pairwise_hamming(freq, n),
         "mean entropy per position (bits)": float(entropy_bits(freq).mean()),
     }
-    return Report(
-        directory, 0, data, None, None, designs, (numbers, letters, freq, start_text), labels,
-        diversity,
-    )  # fmt: skip
+    return designs, (numbers, letters, freq, start_text), diversity
 
 
 def free_regions(tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary) -> np.ndarray:
