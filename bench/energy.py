@@ -16,6 +16,13 @@ position it is applied at (1 for pyro_mlm, L for the reference). Embeddings,
 softmax, LayerNorm and GELU are not counted (they are not matmuls).
 
     python bench/energy.py --repeats 3 --json bench/results/energy.json
+
+For the GPU (issue 27), ``--copies K`` scores K copies of the five chains in one call
+(larger row batches), ``--model sapiens-h`` the smaller model, ``--row-budget`` overrides the
+tokens per forward, ``--compile`` wraps the model in ``torch.compile`` and ``--profile
+PATH`` writes where one evaluation's time goes (torch.profiler: the top operators by self
+time on the device, the kernel launches, and the device's busy fraction of the wall time);
+``bench/gpu.sh`` runs the whole plan in one go.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch
 from _report import machine, write_json
 
 from pyro_mlm import MaskedLM, MLMEnergy
+from pyro_mlm.energy import default_row_budget
 
 HEAVY_CHAINS = {  # real VH domains: four therapeutics and a germline
     "trastuzumab": (
@@ -89,6 +97,47 @@ def pll_reference(mlm: MaskedLM, ids: torch.Tensor) -> torch.Tensor:
     return -logp[torch.arange(len(positions)), ids[positions].to(mlm.device)].sum()
 
 
+def profile_one(fn, device: str, path: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Where one evaluation's time goes: the top operators by self time (on the device
+    where there is one), the kernel launches, and the device's busy share of the wall
+    time (kernel time / wall time: well below 1 means launch-bound or waiting on the host).
+    Writes the table to ``path`` (JSON) and returns its summary."""
+    import json
+
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        activities.append(ProfilerActivity.CUDA)
+    fn()  # warm-up (and compilation)
+    _sync(device)
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        fn()
+        _sync(device)
+    wall = time.perf_counter() - t0
+    on_device = device.startswith("cuda")
+    key = "self_device_time_total" if on_device else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    top = [
+        {"name": e.key, "count": e.count, "self_us": float(getattr(e, key, 0))} for e in events[:20]
+    ]
+    launches = sum(e.count for e in events if "LaunchKernel" in e.key)
+    busy_us = sum(float(getattr(e, key, 0)) for e in events) if on_device else float("nan")
+    summary = {
+        "wall_s": wall,
+        "kernel_launches": launches,
+        "device_busy_fraction": busy_us / 1e6 / wall if on_device else None,
+        "top": top,
+    }
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    print(f"profile: {wall:.3f} s wall, {launches} kernel launches -> {path}")
+    for row in top[:8]:
+        print(f"  {row['self_us'] / 1e3:9.2f} ms  x{row['count']:<5} {row['name'][:70]}")
+    return {k: v for k, v in summary.items() if k != "top"}
+
+
 def timed(fn, repeats: int, device: str) -> tuple[float, object]:  # type: ignore[no-untyped-def]
     out = fn()  # warm-up
     best = float("inf")
@@ -112,11 +161,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--json", default="bench/results/energy.json")
+    parser.add_argument("--model", choices=["antiberty", "sapiens-h"], default="antiberty")
+    parser.add_argument("--copies", type=int, default=1, help="copies of the 5 chains per call")
+    parser.add_argument("--row-budget", type=int, help="tokens per forward (default: the energy's)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--profile", help="write one evaluation's profile (JSON) here")
+    parser.add_argument("--no-reference", action="store_true", help="skip the PLL reference")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
-    mlm = MaskedLM.antiberty(device=args.device, dtype=dtype)
+    if args.model == "antiberty":
+        mlm = MaskedLM.antiberty(device=args.device, dtype=dtype)
+    else:
+        mlm = MaskedLM.sapiens("H", device=args.device, dtype=dtype)
+    if args.compile:
+        mlm.model = torch.compile(mlm.model, dynamic=False)
     config = mlm.model.config
-    seqs = [mlm.encode(s) for s in HEAVY_CHAINS.values()]
+    seqs = [mlm.encode(s) for s in HEAVY_CHAINS.values()] * args.copies
     width = max(len(s) for s in seqs)
     batch = torch.full((len(seqs), width), mlm.pad_token_id or 0, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -124,13 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     batch = batch.to(args.device)
     free = ~mlm.special_mask(batch)
     positions = int(free.sum())
-    energy = MLMEnergy(mlm, "norm")
+    budget = args.row_budget // width if args.row_budget else None
+    energy = MLMEnergy(mlm, "norm", row_budget=budget)
+    rows_per_call = budget or default_row_budget(width, batch.device)
 
-    ours_s, ours = timed(lambda: energy.evaluate(batch, free).energy, args.repeats, args.device)
-    ref_s, ref = timed(
-        lambda: torch.stack([pll_reference(mlm, s) for s in seqs]), args.repeats, args.device
-    )
+    def ours_fn() -> torch.Tensor:
+        return energy.evaluate(batch, free, keep_conditionals=False).energy
+
+    ours_s, ours = timed(ours_fn, args.repeats, args.device)
+    if args.no_reference:
+        ref_s, ref = float("nan"), ours
+    else:
+        ref_s, ref = timed(
+            lambda: torch.stack([pll_reference(mlm, s) for s in seqs]), args.repeats, args.device
+        )
     agree = float((ours.cpu() - ref.cpu()).abs().max())  # type: ignore[union-attr]
+    profile = profile_one(ours_fn, args.device, args.profile) if args.profile else None
     # pyro_mlm runs padded rows of the batch width; the reference runs each sequence's own length
     ours_flops = positions * row_flops(config, width, 1)
     ref_flops = sum((len(s) - 2) * row_flops(config, len(s), len(s)) for s in seqs)
@@ -140,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         ("pll-reference", positions / ref_s, ref_flops / ref_s),
     ]
     print(
-        f"AntiBERTy norm energy, {len(seqs)} heavy chains (L={min(map(len, seqs))}-{width}), "
+        f"{args.model} norm energy, {len(seqs)} heavy chains (L={min(map(len, seqs))}-{width}), "
         f"{positions} masked positions, {args.dtype} on {args.device}, "
         f"{torch.get_num_threads()} threads; matmul peak {peak / 1e9:.1f} GFLOP/s"
     )
@@ -164,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         "speedup_vs_reference": rows[0][1] / rows[1][1],
         "max_energy_difference": agree,
+        "model": args.model,
+        "copies": args.copies,
+        "rows_per_call": rows_per_call,
+        "attention": getattr(config, "_attn_implementation", None),
+        "compiled": args.compile,
+        "profile": profile,
     }
     write_json(args.json, result)
     return 0

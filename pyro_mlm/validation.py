@@ -153,3 +153,34 @@ def check_chains(tokens: object, free: torch.Tensor, mlm: Vocabulary) -> torch.T
             "where the target has no mass; start from proposable tokens there"
         )
     return tokens
+
+
+def resolve_proposable_free(free: object, tokens: torch.Tensor, mlm: Vocabulary) -> torch.Tensor:
+    """:func:`resolve_free`, refusing free positions that hold a token the model never
+    proposes (the target has no mass there): the Pyro shell's check of its start."""
+    mask = resolve_free(free, tokens, mlm)
+    outside = mask & ~torch.isin(tokens, mlm.proposable_ids.to(tokens.device))
+    if bool(outside.any()):
+        pos = sorted(set(outside.nonzero()[:, -1].tolist()))
+        raise ValueError(
+            f"free positions {pos} hold tokens outside the proposable set, where the "
+            "target has no mass; start from proposable tokens there or widen "
+            "MaskedLM(proposable=...)"
+        )
+    return mask
+
+
+def check_initial_params(params: object, mlm: Vocabulary) -> torch.Tensor:
+    """The tokens ``[L]`` or ``[C, L]`` of Pyro's ``initial_params={"tokens": ...}``."""
+    if not isinstance(params, dict) or set(params) != {"tokens"}:
+        raise ValueError(
+            f"initial_params must be {{'tokens': LongTensor[L] or [C, L]}}, got "
+            f"{params if not isinstance(params, dict) else sorted(params)}"
+        )
+    tokens = check_tokens(params["tokens"], mlm, "initial tokens")
+    if tokens.dim() > 2:
+        raise ValueError(
+            f"initial tokens must be [L] or [C, L] (C vectorised chains), got shape "
+            f"{tuple(tokens.shape)}; with pyro's num_chains=P pass [P, L] or [P, C, L]"
+        )
+    return tokens

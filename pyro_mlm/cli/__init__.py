@@ -74,7 +74,7 @@ def _set_threads(threads: int | None) -> None:
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
     preset = os.environ.get("OMP_NUM_THREADS", "")
-    if threads is None and preset.isdigit() and int(preset) > 0:
+    if threads is None and preset.isdecimal() and int(preset) > 0:
         threads = int(preset)  # the environment's explicit choice, as torch would read it
     if threads is None:
         affinity = getattr(os, "sched_getaffinity", None)

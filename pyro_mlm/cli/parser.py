@@ -17,6 +17,7 @@ from pyro_mlm.design.numbering import SCHEMES
 from pyro_mlm.design.sites import FREE_HELP
 from pyro_mlm.models.packaged import PACKAGED
 from pyro_mlm.run.spec import BACKENDS, ENERGIES, ENERGY_OVER, SCANS
+from pyro_mlm.samplers.options import LENGTH_SAMPLERS
 
 EXPERTS_HELP = (
     "max-mutations:k=3 (at most k mutations from the start over the free positions); "
@@ -77,6 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"an expert multiplied into the target (repeatable): {EXPERTS_HELP}",
     )
     s.add_argument("--top", type=int, default=10, help="ranked designs to print (default 10)")
+    v = s.add_argument_group("variable-length region (exact insert and delete moves)")
+    v.add_argument(
+        "--lengths",
+        metavar="MIN-MAX",
+        help="sample the free region's length too, from MIN to MAX (one contiguous region; "
+        f"samplers {', '.join(LENGTH_SAMPLERS)})",
+    )
+    v.add_argument(
+        "--length-prior",
+        metavar="PRIOR",
+        help="lambda(n): uniform (default), penalty:VALUE (log lambda = -VALUE n) or a file of "
+        "'LENGTH WEIGHT' lines",
+    )
+    v.add_argument(
+        "--length-moves",
+        type=int,
+        metavar="N",
+        help="insert-or-delete proposals per sweep (default ceil(MAX / 4))",
+    )
     r = s.add_argument_group("scale-out (a run's chains split into shards)")
     r.add_argument(
         "--backend",

@@ -27,6 +27,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "energy_over": "free",
     "numbering": "imgt",
+    "lengths": "",
+    "length_prior": "uniform",
+    "length_moves": 0,
 }
 
 

@@ -20,11 +20,45 @@ class Context:
     """What a registered expert is built against: the model's tokens and the run's start.
 
     ``parent [L]`` is the start sequence (chain 0's) and ``free [L]`` its free positions.
+    ``region`` is set in a run whose region's length varies (``--lengths``): the free
+    positions of a sequence are then read off its tokens (:class:`Region`).
     """
 
     vocabulary: Vocabulary
     parent: torch.Tensor
     free: torch.Tensor
+    region: Region | None = None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A free region whose length varies: it starts at ``first`` and is followed by ``after``
+    fixed tokens and then by ``pad`` tokens up to the stored width."""
+
+    first: int
+    after: int
+    pad: int
+
+    def bounds(self, row: Sequence[int]) -> tuple[int, int]:
+        """``(lo, hi)``: the region of one sequence of ids is ``row[lo:hi]``."""
+        real = sum(1 for t in row if t != self.pad)
+        return self.first, real - self.after
+
+
+def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
+    """Levenshtein distance: the fewest substitutions, insertions and deletions from ``a``
+    to ``b`` (mutations counted along the best alignment).
+
+    >>> edit_distance([1, 2, 3], [1, 3]), edit_distance([1, 2], [2, 1])
+    (1, 2)
+    """
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
 
 
 class Expert:

@@ -11,7 +11,7 @@ import torch
 if TYPE_CHECKING:
     from pyro_mlm.models.vocabulary import Vocabulary
 
-from pyro_mlm.experts.base import INF, Context, Expert, _int, _Text
+from pyro_mlm.experts.base import INF, Context, Expert, Region, _int, _Text, edit_distance
 
 # antibody sequence liabilities, as regular expressions over the residues
 LIABILITIES: dict[str, str] = {
@@ -26,7 +26,11 @@ LIABILITIES: dict[str, str] = {
 
 class MaxMutations(Expert):
     r"""At most ``k`` mutations from the parent over the free positions (EvoProtGrad's
-    ``max_mutations``): :math:`E = +\infty` when :math:`\sum_{t \in F} [x_t \ne p_t] > k`."""
+    ``max_mutations``): :math:`E = +\infty` when :math:`\sum_{t \in F} [x_t \ne p_t] > k`.
+
+    In a run whose region's length varies (``region``), the mutations are counted along the
+    best alignment of the region to the parent's: the edit (Levenshtein) distance, in which
+    an insertion and a deletion count one mutation each."""
 
     name = "max-mutations"
     hard = True
@@ -36,15 +40,32 @@ class MaxMutations(Expert):
     }
     MAIN = "k"
 
-    def __init__(self, parent: torch.Tensor, free: torch.Tensor, k: int) -> None:
+    def __init__(
+        self, parent: torch.Tensor, free: torch.Tensor, k: int, region: Region | None = None
+    ) -> None:
         if k < 0:
             raise ValueError(f"max-mutations: k must be >= 0, got {k}")
-        self.parent, self.free, self.k = parent.cpu(), free.cpu(), k
+        self.parent, self.free, self.k, self.region = parent.cpu(), free.cpu(), k, region
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:
-        parent, free = self.parent.to(tokens.device), self.free.to(tokens.device)
-        mutations = ((tokens != parent) & free).sum(-1)
+        if self.region is not None:
+            mutations = torch.tensor(self.mutations(tokens), device=tokens.device)
+        else:
+            parent, free = self.parent.to(tokens.device), self.free.to(tokens.device)
+            mutations = ((tokens != parent) & free).sum(-1)
         return torch.where(mutations > self.k, INF, 0.0).to(torch.float32)
+
+    def mutations(self, tokens: torch.Tensor) -> list[int]:
+        """Edit distances of each row's region to the parent's (variable-length runs)."""
+        assert self.region is not None
+        parent = self.parent.tolist()
+        lo, hi = self.region.bounds(parent)
+        reference = parent[lo:hi]
+        out = []
+        for row in tokens.tolist():
+            a, b = self.region.bounds(row)
+            out.append(edit_distance(row[a:b], reference))
+        return out
 
     def describe(self) -> str:
         return f"max-mutations k={self.k}"
@@ -59,7 +80,8 @@ class MaxMutations(Expert):
                     f"max-mutations: the parent has {parent.numel()} tokens and the start "
                     f"{context.parent.numel()}; they must align position by position"
                 )
-        return cls(parent.to(context.parent.device), context.free, _int(options, "k", cls.name))
+        k = _int(options, "k", cls.name)
+        return cls(parent.to(context.parent.device), context.free, k, context.region)
 
 
 class Forbid(Expert):
@@ -82,7 +104,11 @@ class Forbid(Expert):
     MAIN = "pattern"
 
     def __init__(
-        self, patterns: Sequence[str], vocabulary: Vocabulary, free: torch.Tensor | None = None
+        self,
+        patterns: Sequence[str],
+        vocabulary: Vocabulary,
+        free: torch.Tensor | None = None,
+        region: Region | None = None,
     ) -> None:
         self.patterns = list(patterns)
         self.compiled = []
@@ -94,6 +120,7 @@ class Forbid(Expert):
                 raise ValueError(f"forbid: pattern {pattern!r} does not compile: {err}") from None
         self.text = _Text(vocabulary)
         self.free = None if free is None else free.cpu().tolist()
+        self.region = region if free is not None else None  # a region whose length varies
 
     def matches(self, row: Sequence[int]) -> list[str]:
         """What a sequence of ids holds that is forbidden, e.g. ``["'NG' at 55-56"]``
@@ -101,6 +128,10 @@ class Forbid(Expert):
         pieces: list[str] = []
         spans: list[tuple[int, int]] = []
         at = 0
+        free = self.free
+        if self.region is not None:
+            lo, hi = self.region.bounds(row)
+            free = [lo <= i < hi for i in range(len(row))]
         for i, token in enumerate(row):
             piece = self.text.table[token]
             if not piece:
@@ -108,7 +139,7 @@ class Forbid(Expert):
             if pieces and self.text.sep:
                 at += len(self.text.sep)
             pieces.append(piece)
-            if self.free is None or self.free[i]:
+            if free is None or free[i]:
                 spans.append((at, at + len(piece)))
             at += len(piece)
         text = self.text.sep.join(pieces)
@@ -142,7 +173,8 @@ class Forbid(Expert):
         scope = options.get("scope", "free")
         if scope not in ("free", "all"):
             raise ValueError(f"forbid: scope must be free or all, got {scope!r}")
-        return cls(patterns, context.vocabulary, context.free if scope == "free" else None)
+        free = context.free if scope == "free" else None
+        return cls(patterns, context.vocabulary, free, context.region)
 
 
 class Allowed(Expert):
@@ -184,13 +216,18 @@ class Allowed(Expert):
     @classmethod
     def build(cls, context: Context, **options: str) -> Expert:
         vocab, parent = context.vocabulary, context.parent
+        if context.region is not None:
+            raise ValueError(
+                "allowed does not work with --lengths: its positions are fixed indices, which "
+                "a region of another length moves; use forbid or composition"
+            )
         text = options.get("sites", "")
         content = vocab.content_positions(parent)
         sites: dict[int, list[int]] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             where, _, letters = part.partition(":")
             lo, _, hi = where.partition("-")
-            if not letters or not lo.strip().isdigit() or (hi and not hi.strip().isdigit()):
+            if not letters or not lo.strip().isdecimal() or (hi and not hi.strip().isdecimal()):
                 raise ValueError(
                     f"allowed: cannot read {part!r}; write RANGE:LETTERS, e.g. 98-101:DEKR"
                 )

@@ -149,7 +149,10 @@ class Vocabulary:
 
     def region_text(self, ids: torch.Tensor | Sequence[int]) -> str:
         """Text of some content tokens (a free region): joined with no space for ``split``
-        models (residues), with spaces for text models (word pieces)."""
+        models (residues), with spaces for text models (word pieces). Pad tokens (the gaps
+        of a region whose length varies) are left out."""
+        ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
+        ids = [i for i in ids if i != self.pad_token_id]
         return self.tokens_text(ids, sep="" if self.split is not None else " ")
 
     def content_positions(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -1,22 +1,18 @@
 """The one Pyro ``MCMCKernel`` shell over any registered sampler.
 
-``initial_params={"tokens": LongTensor[L]}`` runs one chain; ``LongTensor[C, L]``
-runs ``C`` vectorised chains through the same forward passes. One ``sample()`` call
-is one sweep of the sampler (:mod:`pyro_mlm.samplers`). Each draw has three sites, so
-that Pyro's ``MCMC.summary()`` / ``diagnostics()`` and ``arviz.from_pyro`` work with
-their defaults: ``energy`` (the total energy, not divided by the temperature),
-``hamming`` (positions differing from the first chain's start, one reference for every
-chain so that R-hat compares one function) and ``tokens``, all float64
-(token ids are exact integers; Pyro's statistics take the mean of every site, which
-an integer tensor refuses). Vectorised chains become Pyro chains in the samples
-(:class:`~pyro_mlm.pyro.parallel.ChainsFirst`): ``get_samples(group_by_chain=True)``
-is ``[P * C, draws, ...]`` for ``P`` Pyro chains of ``C`` vectorised chains. The shell
-holds the Pyro contract, the parallel-chain fix and records for ArviZ over one
-:class:`~pyro_mlm.samplers.chain.Chain` (the driver the run loop uses too), whose generator
-is seeded from torch's global generator at ``setup`` (so ``pyro.set_rng_seed`` fixes a
-run); records and checkpoints are generic over the sampler's ``NamedTuple`` fields.
-:class:`~pyro_mlm.pyro.masked.MaskedMH` and :class:`~pyro_mlm.pyro.masked.MaskedGibbs` are
-thin constructors over it.
+``initial_params={"tokens": LongTensor[L]}`` runs one chain, ``[C, L]`` ``C`` vectorised
+chains through the same forward passes; one ``sample()`` call is one sweep. Each draw has
+float64 sites (token ids stay exact; Pyro's statistics take the mean of every site, which
+an integer tensor refuses), so that ``MCMC.summary()`` / ``diagnostics()`` and
+``arviz.from_pyro`` work with their defaults: ``energy`` (not divided by the temperature),
+``hamming`` (to the first chain's start, one reference for every chain so that R-hat
+compares one function), ``tokens`` (and ``length`` where the region's length varies).
+Vectorised chains become Pyro chains (:class:`~pyro_mlm.pyro.parallel.ChainsFirst`):
+``get_samples(group_by_chain=True)`` is ``[P * C, draws, ...]`` for ``P`` Pyro chains.
+The shell holds the Pyro contract, the parallel-chain fix and records for ArviZ over one
+:class:`~pyro_mlm.samplers.chain.Chain` (the run loop's driver too), seeded from torch's
+global generator at ``setup`` (so ``pyro.set_rng_seed`` fixes a run).
+:class:`~pyro_mlm.pyro.masked.MaskedMH` and ``MaskedGibbs`` are thin constructors over it.
 """
 
 from __future__ import annotations
@@ -35,13 +31,20 @@ from pyro_mlm.pyro.parallel import (
     pyro_worker_index,
 )
 from pyro_mlm.pyro.potential import ExtraPotential, mlm_model
-from pyro_mlm.report.diagnostics import hamming
 from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.chain import Chain
+from pyro_mlm.samplers.indel import check_lengths, padded_start
+from pyro_mlm.samplers.lengths import VariableLength
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
 from pyro_mlm.samplers.scan import SCANS, Scan
 from pyro_mlm.target import Target
-from pyro_mlm.validation import check_proposals, check_temperature, check_tokens, resolve_free
+from pyro_mlm.validation import (
+    check_initial_params,
+    check_proposals,
+    check_temperature,
+    check_tokens,
+    resolve_proposable_free,
+)
 
 
 class SamplerKernel(MCMCKernel):
@@ -64,6 +67,11 @@ class SamplerKernel(MCMCKernel):
         Proposals per ``sample()`` call (default: one sweep, ``|free|``).
     extra_potential
         Optional ``tokens [N, L] -> energy [N]`` added to the MLM energy.
+    lengths, length_prior, length_moves
+        ``(MIN, MAX)``: the free region's length is sampled too
+        (:class:`~pyro_mlm.samplers.lengths.VariableLength`). Pyro's sites have one shape:
+        ``tokens`` is padded to the longest region, a ``length`` site holds each draw's
+        length, and ``hamming`` is the region's edit distance to the start's.
     **options
         The sampler's own settings (e.g. ``block_size=2`` for ``"block"``).
 
@@ -83,6 +91,9 @@ class SamplerKernel(MCMCKernel):
         proposal_temperature: float = 1.0,
         proposals_per_sample: int | None = None,
         extra_potential: ExtraPotential | None = None,
+        lengths: tuple[int, int] | str | None = None,
+        length_prior: str | torch.Tensor = "uniform",
+        length_moves: int | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(energy, MLMEnergy):
@@ -102,6 +113,9 @@ class SamplerKernel(MCMCKernel):
                 sampler, options, temperature=energy.temperature,
                 proposal_temperature=proposal_temperature,
             )  # fmt: skip
+        self.lengths = None if lengths is None else check_lengths(lengths, sampler)
+        self.length_prior = length_prior
+        self.length_moves = length_moves
         self.energy = energy
         self.free = free
         self.sampler_name = sampler
@@ -116,6 +130,7 @@ class SamplerKernel(MCMCKernel):
             "tokens": ChainsFirst(event_dim=1),
             "energy": ChainsFirst(event_dim=0),
             "hamming": ChainsFirst(event_dim=0),
+            **({"length": ChainsFirst(event_dim=0)} if self.lengths else {}),
         }
         self.model: Any = None
         self.sampler: SweepSampler | None = None
@@ -128,6 +143,7 @@ class SamplerKernel(MCMCKernel):
         self._rates = (0.0, 0.0)  # acceptance and novel rates of the last chains run
         self._logged: dict[str, str] = {}  # and their last progress fields
         self._records: dict[str, list[torch.Tensor]] = {}
+        self._mask: torch.Tensor | None = None  # the padded free mask (lengths)
 
     # ------------------------------------------------------------ Pyro contract
     @property
@@ -142,20 +158,14 @@ class SamplerKernel(MCMCKernel):
 
     @initial_params.setter
     def initial_params(self, params: dict[str, torch.Tensor]) -> None:
-        if not isinstance(params, dict) or set(params) != {"tokens"}:
-            raise ValueError(
-                f"initial_params must be {{'tokens': LongTensor[L] or [C, L]}}, got "
-                f"{params if not isinstance(params, dict) else sorted(params)}"
-            )
-        tokens = check_tokens(params["tokens"], self.energy.mlm, "initial tokens")
-        if tokens.dim() > 2:
-            raise ValueError(
-                f"initial tokens must be [L] or [C, L] (C vectorised chains), got shape "
-                f"{tuple(tokens.shape)}; with pyro's num_chains=P pass [P, L] or [P, C, L]"
-            )
+        tokens = check_initial_params(params, self.energy.mlm)
         self._vectorised = tokens.dim() == 2
         self._initial = tokens.reshape(-1, tokens.shape[-1]).to(self.energy.mlm.device)
-        self._free_mask()  # validate now, at the boundary
+        self._mask = None
+        mask = self._free_mask()  # validate now, at the boundary
+        if self.lengths is not None:  # padded to the longest region: one shape for Pyro
+            pad = self.energy.mlm.pad_token_id
+            self._initial, self._mask = padded_start(self._initial, mask, self.lengths, pad)
         worker = calling_pyro_worker()
         if worker is not None:
             self._per_worker[worker] = self._initial
@@ -189,9 +199,13 @@ class SamplerKernel(MCMCKernel):
             mask,
             scan=self.scan,
             proposal_temperature=self.proposal_temperature,
-            proposals_per_sweep=self.proposals_per_sample,
+            proposals_per_sweep=self.proposals_per_sample or (self.lengths or (0, 0))[1] or None,
             **self.options,
         )
+        if self.lengths is not None:
+            self.sampler = VariableLength(
+                self.sampler, self.lengths, self.length_prior, self.length_moves
+            )
         generator = torch.Generator(device=tokens.device)
         generator.manual_seed(int(torch.randint(2**62, ())))  # from pyro.set_rng_seed
         self.model = mlm_model(
@@ -288,7 +302,7 @@ class SamplerKernel(MCMCKernel):
             sites = {
                 "tokens": current.double(),
                 "energy": self.current_energy.double(),
-                "hamming": hamming(current, self._reference()).double(),
+                **self._chain().sampler.draw_stats(current, self._reference()),
             }
         return {k: (v if self._vectorised else v[0]).cpu() for k, v in sites.items()}
 
@@ -300,14 +314,6 @@ class SamplerKernel(MCMCKernel):
 
     def _free_mask(self) -> torch.Tensor:
         assert self._initial is not None
-        mask = resolve_free(self.free, self._initial, self.energy.mlm)
-        tokens = self._initial
-        outside = mask & ~torch.isin(tokens, self.energy.mlm.proposable_ids.to(tokens.device))
-        if bool(outside.any()):
-            pos = sorted(set(outside.nonzero()[:, -1].tolist()))
-            raise ValueError(
-                f"free positions {pos} hold tokens outside the proposable set, where the "
-                "target has no mass; start from proposable tokens there or widen "
-                "MaskedLM(proposable=...)"
-            )
-        return mask
+        if getattr(self, "_mask", None) is not None:
+            return self._mask  # type: ignore[return-value]
+        return resolve_proposable_free(self.free, self._initial, self.energy.mlm)

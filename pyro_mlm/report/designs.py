@@ -44,6 +44,7 @@ class Design:
     frequency_high: float = float("nan")
     ess: float = float("nan")  # effective draws behind the interval
     mutations: str = ""  # against the start, in the run's labels: "D102E;G104S"
+    length: int | None = None  # the region's length, in a run where it varies (--lengths)
 
 
 def frequency_interval(indicator: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
@@ -88,8 +89,14 @@ def rank_designs(
     vocab: Vocabulary,
     expert_energies: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
     labels: dict[str, Any] | None = None,
+    variable: bool = False,
 ) -> list[Design]:
     """Distinct sequences of ``tokens [C, S, L]``, most frequent first.
+
+    ``variable``: the region's length varies (``--lengths``; the region is left-aligned
+    and pad ids fill its gaps): each design gets its ``length``, ``hamming_to_start`` is the
+    edit distance of its region to the start's (an insertion or a deletion counts one) and
+    the mutations are not listed (they need an alignment, not columns).
 
     ``energy [C, S]``; ``free [C, L]``; ``start [L]`` the start the Hamming distance and
     the mutations are counted from; ``expert_energies(ids [D, L]) -> {name: [D]}`` for the
@@ -116,6 +123,16 @@ def rank_designs(
     extra = expert_energies(ids) if expert_energies is not None and keys else {}
     total = chains * draws
     mask = free[0]
+    gap = vocab.pad_token_id
+
+    def distance(row: np.ndarray) -> int:
+        if not variable:
+            return int(((row != start) & mask).sum())
+        from pyro_mlm.experts.base import edit_distance
+
+        ours, theirs = row[mask], start[mask]
+        return edit_distance(ours[ours != gap].tolist(), theirs[theirs != gap].tolist())
+
     designs = []
     for i, key in enumerate(keys):
         entry = found[key]
@@ -130,9 +147,10 @@ def rank_designs(
                 first_chain=int(c),
                 first_draw=int(s),
                 energy=float(energy_sum) / int(count),
-                hamming_to_start=int(((row != start) & mask).sum()),
+                hamming_to_start=distance(row),
                 experts={name: float(values[i]) for name, values in extra.items()},
-                mutations=mutation_list(row, start, mask, vocab, labels),
+                mutations="" if variable else mutation_list(row, start, mask, vocab, labels),
+                length=int((row[mask] != gap).sum()) if variable else None,
             )
         )
     order = sorted(range(len(designs)), key=lambda i: (-designs[i].count, designs[i].energy))
@@ -195,16 +213,18 @@ def write_designs(designs: Sequence[Design], csv_path: str, fasta_path: str) -> 
 def write_designs_csv(designs: Sequence[Design], csv_path: str) -> None:
     """``designs.csv``: one row per design, one column per soft expert's energy."""
     names = sorted({k for d in designs for k in d.experts})
+    lengths = any(d.length is not None for d in designs)  # a run over variable lengths
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(
-            ["rank", "sequence", "free_region", "mutations", "count", "frequency",
-             "frequency_low", "frequency_high", "ess", "first_chain", "first_draw", "energy",
-             "hamming_to_start", *names]
+            ["rank", "sequence", "free_region", *(["length"] if lengths else []), "mutations",
+             "count", "frequency", "frequency_low", "frequency_high", "ess", "first_chain",
+             "first_draw", "energy", "hamming_to_start", *names]
         )  # fmt: skip
         for rank, d in enumerate(designs, 1):
             out.writerow(
-                [rank, d.sequence, d.free_region, d.mutations, d.count, f"{d.frequency:.6g}",
+                [rank, d.sequence, d.free_region, *([d.length] if lengths else []),
+                 d.mutations, d.count, f"{d.frequency:.6g}",
                  f"{d.frequency_low:.6g}", f"{d.frequency_high:.6g}", f"{d.ess:.1f}",
                  d.first_chain, d.first_draw, f"{d.energy:.6g}", d.hamming_to_start,
                  *(f"{d.experts[n]:.6g}" for n in names)]

@@ -18,6 +18,8 @@ import numpy as np
 SUMMARY_VARS = ("energy", "hamming")
 TEXT_VARS = ("sequence", "free_region")  # per-draw strings: posterior coordinates
 POSTERIOR_VARS = ("tokens", "energy", "hamming")
+# posterior variables of some runs: the region's length where it varies (--lengths)
+OPTIONAL_POSTERIOR_VARS = ("length",)
 # per-sweep statistics that are not summary rows: the cost (its own columns), the log
 # density, and the acceptance rates the command prints
 NOT_SUMMARY_STATS = ("lp", "rows", "seconds", "acceptance_rate", "is_novel", "accept_prob")
@@ -67,8 +69,9 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     missing = {"tokens", "energy", "hamming"} - set(data)
     if missing:
         raise ValueError(f"draws lack {sorted(missing)}")
-    posterior = {k: np.asarray(data[k], dtype=np.float64) for k in POSTERIOR_VARS}
-    stats = {k: np.asarray(v) for k, v in data.items() if k not in POSTERIOR_VARS + TEXT_VARS}
+    names = POSTERIOR_VARS + tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in data)
+    posterior = {k: np.asarray(data[k], dtype=np.float64) for k in names}
+    stats = {k: np.asarray(v) for k, v in data.items() if k not in names + TEXT_VARS}
     dims = {"tokens": ["position"]}
     az = _arviz()
     with warnings.catch_warnings():
@@ -104,7 +107,8 @@ def summary(
     draws per chain, MCSE, ESS and R-hat cannot be computed and are NaN (the caller
     says why: see :func:`draws_per_chain`).
     """
-    table = _diagnostics_table(idata, var_names)
+    extra = tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in idata.posterior and k not in var_names)
+    table = _diagnostics_table(idata, var_names + extra)
     stats = getattr(idata, "sample_stats", None)
     if stats is not None and "rows" in stats:
         rows = float(np.asarray(stats["rows"]).sum())

@@ -22,15 +22,19 @@ if TYPE_CHECKING:
 
 
 def marginals(
-    tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary
+    tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary, gap: bool = False
 ) -> tuple[list[int], list[str], np.ndarray]:
     """Frequencies ``[T, K]`` of each proposable token at each free position of chain 0's
-    mask, with the positions' residue numbers and the tokens' text."""
+    mask, with the positions' residue numbers and the tokens' text.
+
+    ``gap``: the region's length varies and its columns are the slots of the left-aligned
+    region (pad ids where a draw's region is shorter): a last column ``-`` holds the share
+    of draws whose region ends before the slot, and the numbers are the slots, 1..T."""
     import torch
 
     flat = tokens.reshape(-1, tokens.shape[-1])
     positions = np.flatnonzero(free[0])
-    ids = vocab.proposable_ids.tolist()
+    ids = vocab.proposable_ids.tolist() + ([vocab.pad_token_id] if gap else [])
     column = {t: k for k, t in enumerate(ids)}
     freq = np.zeros((len(positions), len(ids)))
     for j, t in enumerate(positions):
@@ -39,6 +43,9 @@ def marginals(
             if v in column:
                 freq[j, column[v]] = n
     freq /= max(flat.shape[0], 1)
+    if gap:
+        letters = [vocab.tokens_text([i]) for i in ids[:-1]] + ["-"]
+        return list(range(1, len(positions) + 1)), letters, freq
     numbers = vocab.residue_numbers(torch.as_tensor(flat[0]))[positions].tolist()
     return numbers, [vocab.tokens_text([i]) for i in ids], freq
 

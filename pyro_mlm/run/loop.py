@@ -30,7 +30,6 @@ import torch
 from pyro_mlm.design.sites import fill_masked
 from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.models.mlm import MaskedLM
-from pyro_mlm.report.diagnostics import hamming
 from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE
 from pyro_mlm.run.progress import Progress
 from pyro_mlm.run.records import draw_record
@@ -45,6 +44,9 @@ from pyro_mlm.run.store import (
 )
 from pyro_mlm.samplers import SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.chain import Chain
+from pyro_mlm.samplers.indel import length_prior
+from pyro_mlm.samplers.lengths import VariableLength
+from pyro_mlm.samplers.options import parse_lengths
 from pyro_mlm.target import Target
 
 
@@ -57,14 +59,22 @@ def build(spec: RunSpec, mlm: MaskedLM) -> tuple[SweepSampler, torch.Tensor]:
     tokens, free = prepare(spec, mlm)
     energy = MLMEnergy(mlm, spec.energy, temperature=spec.temperature)  # type: ignore[arg-type]
     experts = build_experts(spec, mlm, tokens.to(mlm.device), free.to(mlm.device), weights=True)
+    settings: dict[str, Any] = {}
+    if spec.lengths:  # one sweep: a proposal per position of the longest region
+        lengths = parse_lengths(spec.lengths)
+        settings["proposals_per_sweep"] = lengths[1]
     sampler = build_sampler(
         spec.kernel,
         Target(energy, experts, over=spec.energy_over),
         free.to(mlm.device),
         scan=spec.scan,
         proposal_temperature=spec.proposal_temperature,
+        **settings,
         **spec.options,
     )
+    if spec.lengths:
+        prior = length_prior(spec.length_prior, lengths)
+        sampler = VariableLength(sampler, lengths, prior, spec.length_moves or None)
     return sampler, tokens.to(mlm.device)
 
 
@@ -149,7 +159,8 @@ def _write_draws(
 ) -> None:
     tokens = chain.tokens.cpu()
     energy = chain.energy.cpu()
-    distance = hamming(tokens, start[:1].cpu())  # one reference for every chain: R-hat compares
+    distance = chain.sampler.distance(tokens, start[:1].cpu())  # one reference for every
+    # chain (Hamming; the edit distance of a region whose length varies): R-hat compares
     # one function across chains (each chain's own start differs where starts are filled)
     lines = [
         json.dumps(

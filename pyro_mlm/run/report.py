@@ -22,6 +22,7 @@ from pyro_mlm.report.marginals import entropy_bits, marginals, mean_pairwise_ham
 from pyro_mlm.run.artifacts import SAMPLES_FILE, Report, write_all
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import read_draws
+from pyro_mlm.samplers.options import parse_lengths
 from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
@@ -68,6 +69,12 @@ def write_report(
     data = read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
     draws = 0 if data is None else data["energy"].shape[1]
     table = idata = designs = diversity = None
+    variable = None
+    if data is not None and spec.lengths:  # the region left-aligned, gaps (pads) after it
+        variable = aligned_region(spec, vocab)
+        data["tokens"] = align(data["tokens"], *variable)
+        free = torch_mask(variable[0], variable[2], data["tokens"].shape[-1], free.shape[0])
+        start = None if start is None else _as_tensor(align(start.cpu().numpy(), *variable))
     if data is not None:
         data["lp"] = log_density(data["energy"], spec.temperature)
         data["free_region"] = free_regions(data["tokens"], free.cpu().numpy(), vocab)
@@ -75,12 +82,16 @@ def write_report(
         residue = vocab.residue_numbers(_as_tensor(first)).numpy()
         idata = inference_data_from_draws(data, residue=residue)
         table = summary(idata, seconds=sampling_seconds)
+        if variable is not None:
+            table = length_marginal(table, data["length"], parse_lengths(spec.lengths))
         begin = data["tokens"][0, 0] if start is None else start[0].cpu().numpy()
         labels = spec.resolved_free or label_free(
             spec.free, _as_tensor(begin), free[0].cpu(), vocab, spec.numbering
         )
+        if variable is not None:
+            labels = {}  # the region's columns are slots of the aligned region, not residues
         designs, shown, diversity = design_summaries(
-            data, free.cpu().numpy(), begin, vocab, experts, labels
+            data, free.cpu().numpy(), begin, vocab, experts, labels, variable is not None
         )
         write_all(
             Report(directory, spec.warmup, data, idata, table, designs, shown, labels, diversity)
@@ -107,6 +118,7 @@ def design_summaries(
     vocab: Vocabulary,
     experts: Sequence[Any] = (),
     labels: dict[str, Any] | None = None,
+    variable: bool = False,
 ) -> tuple[list[Design], tuple[Any, Any, Any, Any], dict[str, float]]:
     """The ranked designs, the marginals ``(numbers, letters, freq, start_text)`` and the
     diversity of the draws: what designs.*, marginals.csv, logo.png and diversity.csv show."""
@@ -128,9 +140,14 @@ def design_summaries(
         return out
 
     tokens = data["tokens"]
-    designs = rank_designs(tokens, data["energy"], free, start, vocab, expert_energies, labels)
-    numbers, letters, freq = marginals(tokens, free, vocab)
-    start_text = [vocab.tokens_text([i]) for i in start[free[0]].tolist()]
+    designs = rank_designs(
+        tokens, data["energy"], free, start, vocab, expert_energies, labels, variable
+    )
+    numbers, letters, freq = marginals(tokens, free, vocab, gap=variable)
+    start_text = [
+        "-" if i == vocab.pad_token_id and variable else vocab.tokens_text([i])
+        for i in start[free[0]].tolist()
+    ]
     n = tokens.shape[0] * tokens.shape[1]
     diversity = {
         "distinct designs": float(len(designs)),
@@ -138,6 +155,59 @@ def design_summaries(
         "mean entropy per position (bits)": float(entropy_bits(freq).mean()),
     }
     return designs, (numbers, letters, freq, start_text), diversity
+
+
+def aligned_region(spec: RunSpec, vocab: Vocabulary) -> tuple[int, int, int, int]:
+    """``(first, after, most, pad)`` of a ``--lengths`` run: where its region starts, the
+    fixed tokens after it, its longest length and the pad id."""
+    from pyro_mlm.run.spec import prepare
+    from pyro_mlm.samplers.indel import region_start
+
+    tokens, free = prepare(spec, vocab)
+    first, most = region_start(free), parse_lengths(spec.lengths)[1]
+    assert vocab.pad_token_id is not None
+    return first, tokens.shape[-1] - first - most, most, vocab.pad_token_id
+
+
+def align(tokens: np.ndarray, first: int, after: int, most: int, pad: int) -> np.ndarray:
+    """Sequences ``[..., W]`` stored with pads at the end, rewritten with the region
+    left-aligned in ``most`` columns and its gaps (pads) after it, so that every fixed
+    token keeps its column: ``A B C [SEP] [PAD]`` -> ``A B [PAD] C [SEP]`` (region ``B``,
+    ``most`` 2). Marginals and designs read the region's columns as slots 1..most."""
+    flat = np.asarray(tokens).reshape(-1, np.asarray(tokens).shape[-1])
+    out = np.full_like(flat, pad)
+    real = (flat != pad).sum(-1)
+    for i, row in enumerate(flat):
+        n = int(real[i]) - first - after
+        out[i, : first + n] = row[: first + n]
+        out[i, first + most : first + most + after] = row[first + n : first + n + after]
+    return out.reshape(np.asarray(tokens).shape)
+
+
+def torch_mask(first: int, most: int, width: int, chains: int) -> torch.Tensor:
+    """``[C, W]`` the aligned region's columns."""
+    import torch
+
+    span = torch.arange(width)
+    return ((span >= first) & (span < first + most)).expand(chains, width)
+
+
+def length_marginal(table: Any, length: np.ndarray, lengths: tuple[int, int]) -> Any:
+    """The summary table plus a row ``P(length=n)`` per length: its frequency over the kept
+    draws, with a 95% interval and the effective draws behind it
+    (:func:`~pyro_mlm.report.designs.frequency_interval` of the indicator)."""
+    import pandas as pd
+
+    from pyro_mlm.report.designs import frequency_interval
+
+    rows = {}
+    for n in range(lengths[0], lengths[1] + 1):
+        indicator = (np.asarray(length) == n).astype(float)
+        low, high, ess = frequency_interval(indicator)
+        rows[f"P(length={n})"] = {
+            "mean": float(indicator.mean()), "low_95": low, "high_95": high, "ess_bulk": ess,
+        }  # fmt: skip
+    return pd.concat([table, pd.DataFrame.from_dict(rows, orient="index")])
 
 
 def free_regions(tokens: np.ndarray, free: np.ndarray, vocab: Vocabulary) -> np.ndarray:

@@ -64,6 +64,12 @@ class RunSpec:
     # on them in their last bits, so a resumed run uses them again (pyro-mlm sample)
     threads: int = 0
     names: tuple[str, ...] = ()  # a campaign's start names (FASTA headers), for its table
+    # a region whose length is sampled too (pyro_mlm.samplers.lengths): "MIN-MAX" ("" for a
+    # fixed length), the length prior (uniform, penalty:VALUE or a file) and the insert or
+    # delete proposals per sweep (0: the sampler's default)
+    lengths: str = ""
+    length_prior: str = "uniform"
+    length_moves: int = 0
 
     @property
     def chains(self) -> int:
@@ -170,11 +176,33 @@ class RunSpec:
             fail("experts", "a list of expert texts such as 'max-mutations:k=3'")
         for text in self.experts:
             parse_expert(text)  # unknown expert or key: ValueError
+        self._validate_lengths()
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             fail("seed", f"an integer in [0, {MAX_SEED}]")
         if not 0 <= self.seed <= MAX_SEED:
             fail("seed", f"an integer in [0, {MAX_SEED}]")
         return self
+
+    def _validate_lengths(self) -> None:
+        from pyro_mlm.samplers.options import LENGTH_SAMPLERS, parse_lengths
+
+        if not isinstance(self.lengths, str):
+            raise ValueError(f"lengths must be 'MIN-MAX' or '', got {self.lengths!r}")
+        moves = self.length_moves
+        if isinstance(moves, bool) or not isinstance(moves, int) or moves < 0:
+            raise ValueError(f"length_moves must be an integer >= 0, got {moves!r}")
+        if not self.lengths:
+            if self.length_prior != "uniform" or moves:
+                raise ValueError("--length-prior and --length-moves need --lengths MIN-MAX")
+            return
+        parse_lengths(self.lengths)
+        if self.kernel not in LENGTH_SAMPLERS:
+            raise ValueError(
+                f"--lengths works with the samplers {', '.join(LENGTH_SAMPLERS)}; "
+                f"not with {self.kernel!r}"
+            )
+        if not isinstance(self.length_prior, str) or not self.length_prior:
+            raise ValueError("length_prior must be uniform, penalty:VALUE or a file")
 
     def differences(self, other: RunSpec) -> list[str]:
         """Fields that differ (``samples`` and the ``resolved_free`` record excluded)."""
@@ -237,6 +265,10 @@ def prepare(
             f"{vocab.tokens_text([int(tokens[chain, pos])])!r}, which the model never "
             "proposes; fix the sequence there or leave that position fixed"
         )
+    if spec.lengths:
+        from pyro_mlm.design.sites import variable_region
+
+        tokens, free = variable_region(spec, vocab, tokens, free)
     experts = build_experts(spec, vocab, tokens, free, weights=False)
     if experts and not bool((tokens == vocab.mask_token_id).any()):
         from pyro_mlm.experts import check_start
@@ -253,12 +285,17 @@ def build_experts(
     from pyro_mlm.experts import EXPERTS, Context, parse_expert
 
     if spec.context:  # a shard: the run's chain 0, not the shard's
-        from pyro_mlm.design.sites import parse_free
+        from pyro_mlm.design.sites import parse_free, region_of, variable_region
 
         first = vocab.encode(spec.context)
-        context = Context(vocab, first, parse_free(spec.free, first, vocab, spec.numbering))
+        mask = parse_free(spec.free, first, vocab, spec.numbering)
+        if spec.lengths:
+            first, mask = (t[0] for t in variable_region(spec, vocab, first[None], mask[None]))
+        context = Context(vocab, first, mask, region_of(spec, vocab, mask[None]))
     else:
-        context = Context(vocab, tokens[0], free[0])
+        from pyro_mlm.design.sites import region_of
+
+        context = Context(vocab, tokens[0], free[0], region_of(spec, vocab, free))
     built = []
     for text in spec.experts:
         name, options = parse_expert(text)

@@ -163,6 +163,16 @@ class SweepSampler:
         """Total energy ``[C]`` of the state's sequences (cached where the sampler keeps it)."""
         return state.energy
 
+    def distance(self, tokens: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``[C]`` how far ``tokens [C, L]`` are from ``reference [1, L]``: the Hamming
+        distance (the draw records' ``hamming``)."""
+        return (tokens != reference).sum(-1)
+
+    def draw_stats(self, tokens: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Float64 ``[C]`` sites of a draw beside its tokens and energy (the Pyro shell's):
+        ``hamming``, the :meth:`distance` to ``reference``."""
+        return {"hamming": self.distance(tokens, reference).double()}
+
     def progress(self, info: Any) -> dict[str, str]:
         """This sampler's own progress fields for the latest sweep's ``info`` (the shells
         show them beside the acceptance rates), e.g. replica exchange's swap rates."""

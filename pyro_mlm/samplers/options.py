@@ -123,12 +123,16 @@ class Declared:
         ``pyro-mlm optimize`` can anneal it (its state carries the inverse temperature).
     inner
         Replica exchange can run it inside each replica (``--inner NAME``).
+    lengths
+        It runs over a region whose length varies (``--lengths``): its state is an
+        ``MHState`` with more fields at most, and it reads its sites when it steps.
     """
 
     cls: str
     options: dict[str, Option] = field(default_factory=dict)
     annealable: bool = False
     inner: bool = False
+    lengths: bool = False
 
 
 def _declared() -> dict[str, Declared]:
@@ -147,15 +151,16 @@ def _declared() -> dict[str, Declared]:
 
 
 _BASE: dict[str, Declared] = {
-    "mh": Declared("mh:MH", annealable=True, inner=True),
+    "mh": Declared("mh:MH", annealable=True, inner=True, lengths=True),
     "gibbs": Declared("gibbs:Gibbs"),
     "block": Declared(
         "block:BlockMH",
         {"block_size": BLOCK_SIZE, "block_mode": BLOCK_MODE},
         annealable=True,
         inner=True,
+        lengths=True,
     ),
-    "metropolised": Declared("metropolised:MetropolisedMH", annealable=True),
+    "metropolised": Declared("metropolised:MetropolisedMH", annealable=True, lengths=True),
     "tuned": Declared("tuned:Tuned", {"block_mode": BLOCK_MODE}),
     "regenerate": Declared(
         "regenerate:Regenerate",
@@ -182,6 +187,7 @@ _BASE: dict[str, Declared] = {
         },
         annealable=True,
         inner=True,
+        lengths=True,
     ),
 }
 # the one declaration of every registered sampler (replica exchange's --inner choices are
@@ -190,6 +196,28 @@ DECLARED: dict[str, Declared] = _declared()
 SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {n: d.options for n, d in DECLARED.items()}
 ANNEALABLE = tuple(sorted(n for n, d in DECLARED.items() if d.annealable))
 INNER_SAMPLERS = tuple(sorted(n for n, d in DECLARED.items() if d.inner))
+LENGTH_SAMPLERS = tuple(sorted(n for n, d in DECLARED.items() if d.lengths))
+
+
+def parse_lengths(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``"11-15"`` -> ``(11, 15)``: the range of a region's lengths, ``1 <= MIN < MAX``.
+
+    >>> parse_lengths("11-15")
+    (11, 15)
+    """
+    if isinstance(text, (tuple, list)):
+        lo, hi = (int(v) for v in text)
+    else:
+        low, dash, high = str(text).partition("-")
+        if not dash or not low.strip().isdecimal() or not high.strip().isdecimal():
+            raise ValueError(f"--lengths takes MIN-MAX, e.g. 11-15; got {text!r}")
+        lo, hi = int(low), int(high)
+    if not 1 <= lo < hi:
+        raise ValueError(
+            f"--lengths needs 1 <= MIN < MAX, got {lo}-{hi}"
+            + ("; for one length leave --lengths out" if lo == hi else "")
+        )
+    return lo, hi
 
 
 # settings shared by every sampler that a sampler does not use, with why

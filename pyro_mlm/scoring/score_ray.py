@@ -158,7 +158,7 @@ def _check_row(
     if len(cells) != len(columns):
         raise damaged(f"{len(cells)} fields, expected {len(columns)}")
     row = dict(zip(columns, cells, strict=True))
-    if not row["index"].isdigit():
+    if not row["index"].isdecimal():
         raise damaged(f"the index {row['index']!r} is not a row number")
     index = int(row["index"])
     if index >= len(records):
@@ -180,7 +180,7 @@ def _check_row(
             value = float(row[key])
         except ValueError:
             value = float("nan")
-        if not math.isfinite(value) or (key == "positions" and not row[key].isdigit()):
+        if not math.isfinite(value) or (key == "positions" and not row[key].isdecimal()):
             raise damaged(f"{key} {row[key]!r} is not a number")
     done.add(index)
 

@@ -15,6 +15,7 @@ import warnings
 
 import matplotlib
 import numpy as np
+import pyro
 import pytest
 import torch
 from conftest import arviz_constant_warnings_allowed, run_mcmc, tiny_mlm
@@ -125,3 +126,28 @@ def test_cli_posterior_opens_the_arviz_way(model_dir, tmp_path, capsys, extra, p
     post = idata.posterior
     assert "sequence" in post.coords and "free_region" in post.coords
     assert "sequence" not in post.data_vars and post["sequence"].shape == (chains, 6)
+
+
+def test_variable_lengths_through_pyro_and_arviz_defaults(capsys) -> None:
+    """``lengths``: tokens padded to the longest region, a ``length`` site, and Pyro's and
+    ArviZ's own summaries with their defaults."""
+    import arviz as az
+    from pyro.infer import MCMC
+
+    mlm = tiny_mlm(num_words=4, init_range=0.3)
+    pyro.set_rng_seed(0)
+    kernel = SamplerKernel(MLMEnergy(mlm), sampler="mh", lengths="1-3")
+    start = mlm.encode("a b").repeat(3, 1)
+    mcmc = MCMC(kernel, num_samples=12, warmup_steps=3, initial_params={"tokens": start})
+    mcmc.run()
+    samples = mcmc.get_samples(group_by_chain=True)
+    assert samples["tokens"].shape == (3, 12, 5) and samples["length"].shape == (3, 12)
+    real = (samples["tokens"] != mlm.pad_token_id).sum(-1) - 2
+    assert torch.equal(real.double(), samples["length"])
+    mcmc.summary()
+    assert "length" in capsys.readouterr().out
+    with arviz_constant_warnings_allowed():
+        table = az.summary(az.from_pyro(mcmc))
+    assert "length" in table.index
+    with pytest.raises(ValueError, match="lengths works with the samplers"):
+        SamplerKernel(MLMEnergy(mlm), sampler="gibbs", lengths="1-3")

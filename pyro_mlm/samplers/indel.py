@@ -1,0 +1,243 @@
+r"""The maths of insert and delete moves on a region whose length varies: the length prior,
+the runs of equal tokens (equivalent gaps), the choice probabilities and the Hastings ratio
+(:func:`length_log_ratio`), and the padded layout chains are stored in. The sampler that
+uses them is :class:`pyro_mlm.samplers.lengths.VariableLength`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from pyro_mlm.samplers.options import parse_lengths
+
+
+def length_prior(text: str, lengths: tuple[int, int]) -> torch.Tensor:
+    r""":math:`\log \lambda(n)` for :math:`n = 0 .. n_{\max}` (``-inf`` outside the range).
+
+    ``uniform`` (:math:`\lambda = 1`); ``penalty:VALUE`` (:math:`\log\lambda(n) = -\text{VALUE}
+    \cdot n`, a per-residue penalty); or a file of lines ``LENGTH WEIGHT`` (weights > 0, every
+    length of the range listed, ``#`` comments), e.g. observed CDR-H3 length frequencies.
+
+    >>> length_prior("penalty:0.5", (1, 2)).tolist()
+    [-inf, -0.5, -1.0]
+    """
+    lo, hi = lengths
+    out = torch.full((hi + 1,), float("-inf"), dtype=torch.float64)
+    span = torch.arange(lo, hi + 1, dtype=torch.float64)
+    if text == "uniform":
+        out[lo:] = 0.0
+    elif text.startswith("penalty:"):
+        try:
+            value = float(text.partition(":")[2])
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise ValueError(f"--length-prior penalty:VALUE needs a finite number, got {text!r}")
+        out[lo:] = -value * span
+    elif os.path.isfile(text):
+        weights = _read_weights(text)
+        missing = [n for n in range(lo, hi + 1) if n not in weights]
+        if missing:
+            raise ValueError(
+                f"--length-prior {text} gives no weight for lengths {missing} of --lengths "
+                f"{lo}-{hi}; list every length of the range"
+            )
+        for n in range(lo, hi + 1):
+            out[n] = math.log(weights[n])
+    else:
+        raise ValueError(
+            f"--length-prior must be uniform, penalty:VALUE or a file of 'LENGTH WEIGHT' lines; "
+            f"{text!r} is none of these (no such file)"
+        )
+    return out
+
+
+def _read_weights(path: str) -> dict[int, float]:
+    weights: dict[int, float] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            text = line.split("#")[0].replace(",", " ").split()
+            if not text:
+                continue
+            try:
+                n, w = int(text[0]), float(text[1])
+            except (ValueError, IndexError):
+                raise ValueError(
+                    f"{path}, line {number}: expected 'LENGTH WEIGHT', got {line.strip()!r}"
+                ) from None
+            if not 0 < w < float("inf"):
+                raise ValueError(f"{path}, line {number}: weight {w} must be > 0 and finite")
+            weights[n] = w
+    return weights
+
+
+def pad_region(
+    tokens: torch.Tensor, free: torch.Tensor, most: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens ``[C, L]`` and free mask, padded with ``pad_id`` at the end to the width of a
+    region of ``most`` positions: ``[C, L + most - n]`` (every chain's region has ``n``)."""
+    counts = free.sum(-1)
+    extra = most - int(counts.max())
+    if extra < 0:
+        raise ValueError(f"the start's free region has {int(counts.max())} positions, > {most}")
+    pads = torch.full((tokens.shape[0], extra), pad_id, dtype=tokens.dtype, device=tokens.device)
+    return torch.cat([tokens, pads], 1), torch.cat(
+        [free, torch.zeros_like(pads, dtype=torch.bool)], 1
+    )
+
+
+def region_start(free: torch.Tensor) -> int:
+    """The first position of the one contiguous free region every chain shares; a
+    ``ValueError`` in one line otherwise (``--lengths`` needs one region)."""
+    first = free.long().argmax(-1)
+    counts = free.sum(-1)
+    span = torch.arange(free.shape[1], device=free.device)
+    contiguous = (span >= first[:, None]) & (span < (first + counts)[:, None])
+    if not bool((contiguous == free).all()) or not bool((first == first[0]).all()):
+        raise ValueError(
+            "--lengths needs the free positions to be one contiguous region (e.g. --free "
+            "98-110 or one CDR), starting at the same position in every chain"
+        )
+    return int(first[0])
+
+
+def equal_run(region: torch.Tensor, at: int, length: int) -> tuple[int, int]:
+    """``(first, last)``: the maximal run of tokens equal to ``region[at]`` around ``at``
+    among ``region[:length]`` (region coordinates, inclusive)."""
+    value = int(region[at])
+    first = at
+    while first > 0 and int(region[first - 1]) == value:
+        first -= 1
+    last = at
+    while last + 1 < length and int(region[last + 1]) == value:
+        last += 1
+    return first, last
+
+
+def equivalent_runs(same: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """``[C, W]`` the maximal run of ``True`` in ``same [C, W]`` around ``slot [C]`` (the
+    region positions holding the token at ``slot``, contiguous with it): a vectorised
+    :func:`equal_run`."""
+    span = torch.arange(same.shape[1], device=same.device)[None]
+    breaks = ~same
+    left = torch.where(breaks & (span < slot[:, None]), span, -1).max(-1).values + 1
+    right = torch.where(breaks & (span > slot[:, None]), span, same.shape[1]).min(-1).values
+    return (span >= left[:, None]) & (span < right[:, None])
+
+
+def check_lengths(lengths: object, sampler: str) -> tuple[int, int]:
+    """``(MIN, MAX)`` of ``lengths``, for a sampler that declares it can run over them."""
+    from pyro_mlm.samplers.options import LENGTH_SAMPLERS
+
+    parsed = parse_lengths(lengths)  # type: ignore[arg-type]
+    if sampler not in LENGTH_SAMPLERS:
+        raise ValueError(
+            f"lengths works with the samplers {', '.join(LENGTH_SAMPLERS)}, not {sampler!r}"
+        )
+    return parsed
+
+
+def padded_start(
+    tokens: torch.Tensor, free: torch.Tensor, lengths: tuple[int, int], pad_id: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start tokens and free mask ``[C, L]`` checked (one region, a pad token, lengths in
+    range) and padded to the longest region (:func:`pad_region`)."""
+    if pad_id is None:
+        raise ValueError("--lengths needs a model with a pad token (to pad shorter chains)")
+    region_start(free)
+    counts = free.sum(-1)
+    lo, hi = lengths
+    if bool(((counts < lo) | (counts > hi)).any()):
+        raise ValueError(
+            f"the start's free region has {sorted(set(counts.tolist()))} positions, outside "
+            f"--lengths {lo}-{hi}"
+        )
+    return pad_region(tokens, free, hi, pad_id)
+
+
+def insert_probability(n: torch.Tensor, lengths: tuple[int, int]) -> torch.Tensor:
+    r""":math:`a(n)`: the chance that a length move at length :math:`n` inserts (1 at
+    :math:`n_{\min}`, 0 at :math:`n_{\max}`, 1/2 between); it deletes with
+    :math:`d(n) = 1 - a(n)`."""
+    lo, hi = lengths
+    half = torch.full(n.shape, 0.5, dtype=torch.float64, device=n.device)
+    return torch.where(n <= lo, 1.0, torch.where(n >= hi, 0.0, half))
+
+
+def length_log_ratio(
+    insert: torch.Tensor,
+    n: torch.Tensor,
+    delta_energy: torch.Tensor,
+    log_prior: torch.Tensor,
+    run: torch.Tensor,
+    log_q_run: torch.Tensor,
+    lengths: tuple[int, int],
+) -> torch.Tensor:
+    r"""Log Metropolis-Hastings ratio of insertions and deletions, per chain.
+
+    **Insert** (length :math:`n \to n+1`): with probability :math:`a(n)` pick one of the
+    :math:`n+1` gaps of the region uniformly, put a mask there and draw the new token
+    :math:`v` from that row's conditional, which is the conditional of the proposal
+    :math:`X'` at the new position :math:`g`: :math:`q(v \mid X'_{\setminus g})`. Every gap
+    of the run :math:`R` of tokens equal to :math:`v` around :math:`g` in :math:`X'` gives
+    the same :math:`X'` (inserting ``A`` beside an ``A``), so
+
+    .. math::
+
+        Q(X \to X') = \frac{a(n)}{n+1} \sum_{j \in R} q(x'_j \mid X'_{\setminus j}).
+
+    **Delete** (:math:`n+1 \to n`, the reverse): with probability :math:`d(n+1) = 1 - a(n+1)`
+    pick one of the :math:`n+1` positions and remove it; removing any position of the run
+    :math:`R` gives :math:`X`, so :math:`Q(X' \to X) = d(n+1)\, |R| / (n+1)`. With
+    :math:`\pi \propto e^{-\beta E} \lambda(n)`:
+
+    .. math::
+
+        \log\alpha_\text{ins} = \beta\big(E(X) - E(X')\big) + \log\frac{\lambda(n+1)}{\lambda(n)}
+            + \log\frac{d(n+1)\, |R|}{a(n) \sum_{j \in R} q(x'_j \mid X'_{\setminus j})},
+
+    and a deletion :math:`X \to X'` at length :math:`n` (run :math:`R` around the removed
+    position in :math:`X`) is its inverse:
+
+    .. math::
+
+        \log\alpha_\text{del} = \beta\big(E(X) - E(X')\big) + \log\frac{\lambda(n-1)}{\lambda(n)}
+            + \log\frac{a(n-1) \sum_{j \in R} q(x_j \mid X_{\setminus j})}{d(n)\, |R|}.
+
+    The gap's :math:`1/(n+1)` and the position's :math:`1/n` cancel between forward and
+    reverse. The conditionals of an insertion are those of :math:`X'`'s energy evaluation;
+    those of a deletion the current state's cached ones, so both Hastings terms of a pair of
+    moves read the same numbers.
+
+    Parameters
+    ----------
+    insert
+        ``[M]`` bool, True for an insertion.
+    n
+        ``[M]`` current lengths.
+    delta_energy
+        ``[M]`` :math:`\beta (E(X) - E(X'))`.
+    log_prior
+        ``[n_max + 1]`` :math:`\log \lambda`.
+    run
+        ``[M]`` :math:`|R|`.
+    log_q_run
+        ``[M]`` :math:`\log \sum_{j \in R} q(\cdot)` (of :math:`X'` for an insertion, of
+        :math:`X` for a deletion).
+    """
+    new = torch.where(insert, n + 1, n - 1)
+    prior = log_prior.to(n.device)
+    log_a_new = insert_probability(new, lengths).log()
+    log_d_new = (1 - insert_probability(new, lengths)).log()
+    log_a = insert_probability(n, lengths).log()
+    log_d = (1 - insert_probability(n, lengths)).log()
+    log_run = run.double().log()
+    choice = torch.where(
+        insert,
+        log_d_new + log_run - log_a - log_q_run.double(),
+        log_a_new + log_q_run.double() - log_d - log_run,
+    )
+    return (delta_energy.double() + prior[new] - prior[n] + choice).float()
