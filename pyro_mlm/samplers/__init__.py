@@ -20,7 +20,8 @@ returning the new state and a :class:`~pyro_mlm.samplers.transitions.MHInfo`), a
 declare it with one entry in :data:`pyro_mlm.samplers.options.DECLARED`: its class
 (``"module:Class"``, from which this package's registry is derived), its options (they
 become command-line flags and the class's ``OPTIONS``) and its capabilities (annealable,
-usable inside replica exchange). Its own progress fields come from
+usable inside replica exchange, runnable over a region whose length varies: ``lengths``,
+for :class:`~pyro_mlm.samplers.lengths.VariableLength`). Its own progress fields come from
 :meth:`~pyro_mlm.samplers.base.SweepSampler.progress`, its per-sweep statistics from its
 sweep info's fields. This package imports its sampler modules (and torch) on first
 use of ``SAMPLERS`` or a class, so the command line's ``--help`` stays instant. Its state
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from pyro_mlm.samplers.base import SweepInfo, SweepSampler
     from pyro_mlm.samplers.block import BlockMH
     from pyro_mlm.samplers.gibbs import Gibbs, GibbsState
+    from pyro_mlm.samplers.lengths import VariableLength
     from pyro_mlm.samplers.metropolised import MetropolisedMH
     from pyro_mlm.samplers.mh import MH
     from pyro_mlm.samplers.regenerate import Regenerate
@@ -82,6 +84,7 @@ _EXPORTS = {
     "GibbsState": "pyro_mlm.samplers.gibbs",
     "SweepInfo": "pyro_mlm.samplers.base",
     "SweepSampler": "pyro_mlm.samplers.base",
+    "VariableLength": "pyro_mlm.samplers.lengths",
 }
 
 
@@ -136,5 +139,6 @@ __all__ = [
     "SweepInfo",
     "SweepSampler",
     "Tuned",
+    "VariableLength",
     "build_sampler",
 ]
