@@ -187,10 +187,10 @@ class RunSpec:
         from pyro_mlm.samplers.options import LENGTH_SAMPLERS, parse_lengths
 
         if not isinstance(self.lengths, str):
-            raise ValueError(f"lengths must be 'MIN-MAX' or '', got {self.lengths!r}")
+            raise ValueError(f"--lengths must be MIN-MAX, got {self.lengths!r}")
         moves = self.length_moves
         if isinstance(moves, bool) or not isinstance(moves, int) or moves < 0:
-            raise ValueError(f"length_moves must be an integer >= 0, got {moves!r}")
+            raise ValueError(f"--length-moves must be an integer >= 0, got {moves!r}")
         if not self.lengths:
             if self.length_prior != "uniform" or moves:
                 raise ValueError("--length-prior and --length-moves need --lengths MIN-MAX")
