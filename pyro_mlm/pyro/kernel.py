@@ -314,6 +314,6 @@ class SamplerKernel(MCMCKernel):
 
     def _free_mask(self) -> torch.Tensor:
         assert self._initial is not None
-        if getattr(self, "_mask", None) is not None:
-            return self._mask  # type: ignore[return-value]
+        if self._mask is not None:
+            return self._mask
         return resolve_proposable_free(self.free, self._initial, self.energy.mlm)

@@ -71,7 +71,7 @@ def write_report(
     table = idata = designs = diversity = None
     variable = None
     if data is not None and spec.lengths:  # the region left-aligned, gaps (pads) after it
-        variable = aligned_region(spec, vocab)
+        variable = aligned_region(spec, vocab, free)
         data["tokens"] = align(data["tokens"], *variable)
         free = torch_mask(variable[0], variable[2], data["tokens"].shape[-1], free.shape[0])
         start = None if start is None else _as_tensor(align(start.cpu().numpy(), *variable))
@@ -157,16 +157,16 @@ def design_summaries(
     return designs, (numbers, letters, freq, start_text), diversity
 
 
-def aligned_region(spec: RunSpec, vocab: Vocabulary) -> tuple[int, int, int, int]:
-    """``(first, after, most, pad)`` of a ``--lengths`` run: where its region starts, the
-    fixed tokens after it, its longest length and the pad id."""
-    from pyro_mlm.run.spec import prepare
-    from pyro_mlm.samplers.indel import region_start
+def aligned_region(
+    spec: RunSpec, vocab: Vocabulary, free: torch.Tensor
+) -> tuple[int, int, int, int]:
+    """``(first, after, most, pad)`` of a ``--lengths`` run (``free [C, W]``, the padded
+    start's mask): where its region starts, the fixed tokens after it, its longest length
+    and the pad id."""
+    from pyro_mlm.design.sites import region_of
 
-    tokens, free = prepare(spec, vocab)
-    first, most = region_start(free), parse_lengths(spec.lengths)[1]
-    assert vocab.pad_token_id is not None
-    return first, tokens.shape[-1] - first - most, most, vocab.pad_token_id
+    region = region_of(spec, vocab, free.cpu())
+    return region.first, region.after, parse_lengths(spec.lengths)[1], region.pad
 
 
 def align(tokens: np.ndarray, first: int, after: int, most: int, pad: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.experts.base import edit_distance
+from pyro_mlm.experts.base import Region, edit_distance
 from pyro_mlm.samplers import indel
 from pyro_mlm.samplers.base import SweepSampler
 from pyro_mlm.samplers.indel import (
@@ -122,6 +122,7 @@ class VariableLength(SweepSampler):
         self.after = self.width - self.first - self.lengths[1]  # fixed tokens after the region
         if self.after < 0:
             raise ValueError(f"the tokens are too short for a region of {self.lengths[1]}")
+        self.bounds = Region(self.first, self.after, self.pad).bounds  # one row's region
         self.log_prior = prior if isinstance(prior, torch.Tensor) else length_prior(prior, lengths)
         if length_moves is not None and (isinstance(length_moves, bool) or length_moves < 1):
             raise ValueError(f"length_moves must be an integer >= 1, got {length_moves!r}")
@@ -151,9 +152,8 @@ class VariableLength(SweepSampler):
         if tokens.shape[-1] != self.width:
             raise ValueError(f"tokens have width {tokens.shape[-1]}, this region {self.width}")
         n = self.length_of(tokens)
-        pad = self.target.mlm.pad_token_id
         body = self.free_of(n) | (torch.arange(self.width, device=tokens.device) < self.first)
-        tail = (tokens != pad) & ~body
+        tail = (tokens != self.pad) & ~body
         if bool(((n < lo) | (n > hi)).any()) or bool((tail.sum(-1) != self.after).any()):
             raise ValueError(
                 f"the start's region lengths {n.tolist()} must lie in --lengths {lo}-{hi}, "
@@ -189,7 +189,7 @@ class VariableLength(SweepSampler):
             insert[:, None], span - (span > at[:, None]).long(), span + (span >= at[:, None]).long()
         )
         candidates = tokens.gather(1, shifted.clamp(max=self.width - 1))
-        candidates[~insert, -1] = mlm.pad_token_id
+        candidates[~insert, -1] = self.pad
         idx = torch.arange(chains, device=device)
         candidates[idx, at] = torch.where(insert, mlm.mask_token_id, candidates[idx, at])
         extra_rows = insert.long()
@@ -249,18 +249,18 @@ class VariableLength(SweepSampler):
     def distance(self, tokens: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """``[C]`` the edit distance of each region to ``reference``'s (mutations along the
         best alignment: an insertion or a deletion counts one)."""
-        ref = self.region(reference[0])
-        return torch.tensor([edit_distance(self.region(row), ref) for row in tokens])
+        ref = self.region(reference[0].tolist())
+        return torch.tensor([edit_distance(self.region(row), ref) for row in tokens.tolist()])
 
     def draw_stats(self, tokens: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         """``hamming`` (the edit distance) and each draw's region ``length``."""
         stats = super().draw_stats(tokens, reference)
         return {**stats, "length": self.length_of(tokens).double()}
 
-    def region(self, row: torch.Tensor) -> list[int]:
+    def region(self, row: list[int]) -> list[int]:
         """The ids of one sequence's region."""
-        n = int(self.length_of(row[None])[0])
-        return row[self.first : self.first + n].tolist()
+        lo, hi = self.bounds(row)
+        return row[lo:hi]
 
     def energy(self, state: Any) -> torch.Tensor:
         return self.inner.energy(state)
