@@ -33,9 +33,9 @@ from pyro_mlm.pyro.parallel import (
 from pyro_mlm.pyro.potential import ExtraPotential, mlm_model
 from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.chain import Chain
-from pyro_mlm.samplers.indel import check_lengths, padded_start
+from pyro_mlm.samplers.indel import padded_start
 from pyro_mlm.samplers.lengths import VariableLength
-from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_lengths, check_settings
 from pyro_mlm.samplers.scan import SCANS, Scan
 from pyro_mlm.target import Target
 from pyro_mlm.validation import (
@@ -68,7 +68,8 @@ class SamplerKernel(MCMCKernel):
     extra_potential
         Optional ``tokens [N, L] -> energy [N]`` added to the MLM energy.
     lengths, length_prior, length_moves
-        ``(MIN, MAX)``: the free region's length is sampled too
+        ``(MIN, MAX)``: the free region's length is sampled too, one proposal per position
+        of the longest region per sweep
         (:class:`~pyro_mlm.samplers.lengths.VariableLength`). Pyro's sites have one shape:
         ``tokens`` is padded to the longest region, a ``length`` site holds each draw's
         length, and ``hamming`` is the region's edit distance to the start's.
@@ -199,7 +200,7 @@ class SamplerKernel(MCMCKernel):
             mask,
             scan=self.scan,
             proposal_temperature=self.proposal_temperature,
-            proposals_per_sweep=self.proposals_per_sample or (self.lengths or (0, 0))[1] or None,
+            proposals_per_sweep=self.proposals_per_sample or (self.lengths and self.lengths[1]),
             **self.options,
         )
         if self.lengths is not None:
@@ -239,15 +240,15 @@ class SamplerKernel(MCMCKernel):
     def diagnostics(self) -> dict[str, Any]:
         """Acceptance rates after warm-up, ``divergences: []`` and the per-draw records.
 
-        The energy is not here: it is a sample site (``mcmc.get_samples()["energy"]``),
-        and ``MCMC.diagnostics()`` would let a record of the same name hide its R-hat.
+        No record is named like a sample site (``energy``, ``length``): ``MCMC.diagnostics()``
+        would let it hide the site's R-hat, and the site holds the same values.
 
         Records are tensors ``[draws, C]``: every field of the sampler's sweep info
         (``accept_prob``, ``acceptance_rate``, ``is_novel``, ``rows``, ...), and
         ``seconds``, the sweep's wall time.
         """
         accepted, novel = self.chain.rates() if self.chain is not None else self._rates
-        records = {k: torch.stack(v) for k, v in self._records.items()}
+        records = {k: torch.stack(v) for k, v in self._records.items() if k not in self.transforms}
         for name in ("seconds", *SweepInfo._fields):
             records.setdefault(name, torch.empty(0))
         return {

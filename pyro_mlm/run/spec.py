@@ -184,7 +184,7 @@ class RunSpec:
         return self
 
     def _validate_lengths(self) -> None:
-        from pyro_mlm.samplers.options import LENGTH_SAMPLERS, parse_lengths
+        from pyro_mlm.samplers.options import check_lengths
 
         if not isinstance(self.lengths, str):
             raise ValueError(f"--lengths must be MIN-MAX, got {self.lengths!r}")
@@ -195,12 +195,7 @@ class RunSpec:
             if self.length_prior != "uniform" or moves:
                 raise ValueError("--length-prior and --length-moves need --lengths MIN-MAX")
             return
-        parse_lengths(self.lengths)
-        if self.kernel not in LENGTH_SAMPLERS:
-            raise ValueError(
-                f"--lengths works with the samplers {', '.join(LENGTH_SAMPLERS)}; "
-                f"not with {self.kernel!r}"
-            )
+        check_lengths(self.lengths, self.kernel, "--lengths")
         if not isinstance(self.length_prior, str) or not self.length_prior:
             raise ValueError("length_prior must be uniform, penalty:VALUE or a file")
 

@@ -11,8 +11,6 @@ import os
 
 import torch
 
-from pyro_mlm.samplers.options import parse_lengths
-
 
 def length_prior(text: str, lengths: tuple[int, int]) -> torch.Tensor:
     r""":math:`\log \lambda(n)` for :math:`n = 0 .. n_{\max}` (``-inf`` outside the range).
@@ -104,40 +102,15 @@ def region_start(free: torch.Tensor) -> int:
     return int(first[0])
 
 
-def equal_run(region: torch.Tensor, at: int, length: int) -> tuple[int, int]:
-    """``(first, last)``: the maximal run of tokens equal to ``region[at]`` around ``at``
-    among ``region[:length]`` (region coordinates, inclusive)."""
-    value = int(region[at])
-    first = at
-    while first > 0 and int(region[first - 1]) == value:
-        first -= 1
-    last = at
-    while last + 1 < length and int(region[last + 1]) == value:
-        last += 1
-    return first, last
-
-
 def equivalent_runs(same: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-    """``[C, W]`` the maximal run of ``True`` in ``same [C, W]`` around ``slot [C]`` (the
-    region positions holding the token at ``slot``, contiguous with it): a vectorised
-    :func:`equal_run`."""
+    """``[C, W]`` the maximal run of ``True`` in ``same [C, W]`` around ``slot [C]``: the
+    region positions holding the token at ``slot``, contiguous with it (inserting or
+    deleting any of them gives the same sequence)."""
     span = torch.arange(same.shape[1], device=same.device)[None]
     breaks = ~same
     left = torch.where(breaks & (span < slot[:, None]), span, -1).max(-1).values + 1
     right = torch.where(breaks & (span > slot[:, None]), span, same.shape[1]).min(-1).values
     return (span >= left[:, None]) & (span < right[:, None])
-
-
-def check_lengths(lengths: object, sampler: str) -> tuple[int, int]:
-    """``(MIN, MAX)`` of ``lengths``, for a sampler that declares it can run over them."""
-    from pyro_mlm.samplers.options import LENGTH_SAMPLERS
-
-    parsed = parse_lengths(lengths)  # type: ignore[arg-type]
-    if sampler not in LENGTH_SAMPLERS:
-        raise ValueError(
-            f"lengths works with the samplers {', '.join(LENGTH_SAMPLERS)}, not {sampler!r}"
-        )
-    return parsed
 
 
 def padded_start(

@@ -40,7 +40,7 @@ from pyro_mlm.samplers.indel import (
     length_log_ratio,
     length_prior,
 )
-from pyro_mlm.samplers.options import DECLARED, LENGTH_SAMPLERS, parse_lengths
+from pyro_mlm.samplers.options import check_lengths
 from pyro_mlm.samplers.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.scan import sites_of
 from pyro_mlm.samplers.transitions import accept_moves, uniform
@@ -93,12 +93,7 @@ class VariableLength(SweepSampler):
         length_moves: int | None = None,
     ) -> None:
         vocab = inner.target.mlm
-        declared = DECLARED.get(inner.name)
-        if declared is None or not declared.lengths:
-            raise ValueError(
-                f"{inner.name or type(inner).__name__} does not declare that it runs over a "
-                f"region whose length varies; use one of {', '.join(LENGTH_SAMPLERS)}"
-            )
+        self.lengths = check_lengths(lengths, inner.name or type(inner).__name__)
         if vocab.pad_token_id is None:
             raise ValueError("--lengths needs a model with a pad token (to pad shorter chains)")
         if inner.target.restrictions:
@@ -106,7 +101,6 @@ class VariableLength(SweepSampler):
                 "--lengths does not work with the allowed expert: its positions are fixed "
                 "indices, which a region of another length moves; use forbid or composition"
             )
-        self.lengths = parse_lengths(lengths)
         self.pad: int = vocab.pad_token_id
         self.inner = inner
         self.target = inner.target
@@ -239,9 +233,6 @@ class VariableLength(SweepSampler):
     def summed(self, run: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
         """``[C, W]`` the positions whose proposal probabilities the ratio sums: the run."""
         return run
-
-    def sweep_info(self, state: Any, sums: torch.Tensor, rows: torch.Tensor) -> Any:
-        raise NotImplementedError  # step() builds the info from the inner sampler's
 
     def end_warmup(self, state: Any) -> Any:
         return self.inner.end_warmup(state)

@@ -199,6 +199,17 @@ INNER_SAMPLERS = tuple(sorted(n for n, d in DECLARED.items() if d.inner))
 LENGTH_SAMPLERS = tuple(sorted(n for n, d in DECLARED.items() if d.lengths))
 
 
+def check_lengths(lengths: object, sampler: str, spell: str = "lengths") -> tuple[int, int]:
+    """``(MIN, MAX)`` of ``lengths``, for a sampler that declares it runs over a region whose
+    length varies (``lengths`` in :data:`DECLARED`); ``spell`` names the setting in errors."""
+    parsed = parse_lengths(lengths)  # type: ignore[arg-type]
+    if sampler not in LENGTH_SAMPLERS:
+        raise ValueError(
+            f"{spell} works with the samplers {', '.join(LENGTH_SAMPLERS)}; not with {sampler!r}"
+        )
+    return parsed
+
+
 def parse_lengths(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
     """``"11-15"`` -> ``(11, 15)``: the range of a region's lengths, ``1 <= MIN < MAX``.
 

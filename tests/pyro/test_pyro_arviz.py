@@ -146,6 +146,7 @@ def test_variable_lengths_through_pyro_and_arviz_defaults(capsys) -> None:
     assert torch.equal(real.double(), samples["length"])
     mcmc.summary()
     assert "length" in capsys.readouterr().out
+    assert set(mcmc.diagnostics()["length"]) == {"n_eff", "r_hat"}  # no record hides the site
     with arviz_constant_warnings_allowed():
         table = az.summary(az.from_pyro(mcmc))
     assert "length" in table.index

@@ -36,7 +36,7 @@ from exact import chi_square_pvalue, reference_energy, total_variation
 from pyro_mlm import MLMEnergy
 from pyro_mlm.samplers import build_sampler
 from pyro_mlm.samplers.chain import Chain
-from pyro_mlm.samplers.indel import equal_run, length_log_ratio, length_prior, pad_region
+from pyro_mlm.samplers.indel import equivalent_runs, length_log_ratio, length_prior, pad_region
 from pyro_mlm.samplers.lengths import VariableLength
 from pyro_mlm.samplers.options import parse_lengths
 from pyro_mlm.target import Target
@@ -212,6 +212,12 @@ def test_ratio_by_hand():
 
 def test_equal_run():
     region = torch.tensor([5, 5, 6, 5, 5, 5])
+
+    def equal_run(region, at, length):  # (first, last) of the run around ``at``
+        same = (region == region[at]) & (torch.arange(len(region)) < length)
+        run = equivalent_runs(same[None], torch.tensor([at]))[0].nonzero().flatten()
+        return int(run[0]), int(run[-1])
+
     assert equal_run(region, 0, 6) == (0, 1)
     assert equal_run(region, 4, 6) == (3, 5)
     assert equal_run(region, 4, 5) == (3, 4)
