@@ -1,9 +1,11 @@
 """Numbered antibody regions (CDRs) through ANARCI, for ``--free cdrh3``, ``cdrs``, ...
 
-ANARCI (``pip install anarci``, which needs HMMER's ``hmmscan`` on the PATH, e.g. the
-Debian package ``hmmer``; the ``numbering`` extra installs the Python side) numbers a
-variable domain by IMGT or Kabat and says whether it is a heavy (H) or light (K, L)
-chain. The CDRs are then ranges of those numbers (insertions such as 100A belong to
+ANARCI numbers a variable domain by IMGT or Kabat and says whether it is a heavy (H) or
+light (K, L) chain. ``pip install "pyro-mlm[numbering]"`` is all it needs: ANARCI's HMM
+search runs in-process through ``pyhmmer`` (:mod:`pyro_mlm.design.hmmer`, the same HMMER3
+search as the ``hmmscan`` binary ANARCI calls, with identical numbers on the test chains);
+where ``pyhmmer`` is missing and HMMER's ``hmmscan`` is on the PATH, ANARCI's own call is
+used. The CDRs are then ranges of those numbers (insertions such as 100A belong to
 their number):
 
 ========  =============  ==============
@@ -23,6 +25,7 @@ Without ANARCI only ``cdrh3`` works, from the conserved motifs around it
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 
@@ -38,14 +41,18 @@ CDR_NUMBERS: dict[str, dict[str, tuple[tuple[int, int], ...]]] = {
         "L": ((24, 34), (50, 56), (89, 97)),
     },
 }
-INSTALL = "pip install anarci, and HMMER's hmmscan (e.g. apt-get install hmmer)"
+INSTALL = "pip install 'pyro-mlm[numbering]' (ANARCI and pyhmmer)"
 
 
 def anarci_available() -> bool:
-    """Whether ANARCI and HMMER's ``hmmscan`` are both installed."""
+    """Whether ANARCI and an HMM search for it (``pyhmmer``, or ``hmmscan``) are installed."""
     import importlib.util
 
-    return importlib.util.find_spec("anarci") is not None and shutil.which("hmmscan") is not None
+    from pyro_mlm.design.hmmer import pyhmmer_available
+
+    if importlib.util.find_spec("anarci") is None:
+        return False
+    return pyhmmer_available() or shutil.which("hmmscan") is not None
 
 
 def number(sequence: str, scheme: str = "imgt") -> tuple[str, tuple[tuple[int, int], ...]]:
@@ -81,7 +88,11 @@ def numbered_residues(
         raise ValueError(f"numbered regions need ANARCI: {INSTALL}")
     from anarci import anarci
 
-    numbered, details, _ = anarci([("query", sequence)], scheme=scheme, output=False)
+    from pyro_mlm.design.hmmer import pyhmmer_available, searched_in_process
+
+    search = searched_in_process() if pyhmmer_available() else contextlib.nullcontext()
+    with search:
+        numbered, details, _ = anarci([("query", sequence)], scheme=scheme, output=False)
     if not numbered or numbered[0] is None:
         raise ValueError(
             "ANARCI found no antibody variable domain in the sequence; give the residues "

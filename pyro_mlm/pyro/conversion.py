@@ -1,9 +1,11 @@
 """A ``pyro.infer.MCMC`` run of a pyro_mlm kernel as ArviZ InferenceData.
 
-``arviz.from_pyro(mcmc)`` works too (posterior ``energy``, ``hamming`` and ``tokens``;
-``sample_stats`` only ``diverging``); :func:`to_inference_data` adds what ``from_pyro``
-cannot carry: the decoded sequences (as coordinates), the ``residue`` numbering of
-the positions, and the per-draw statistics (``lp``, acceptance, novelty, masked rows,
+:func:`to_inference_data` returns the installed ArviZ line's object (``InferenceData`` on
+0.x, ``DataTree`` on 1.x): the route that works on both. ``arviz.from_pyro(mcmc)`` exists
+only on ArviZ 0.x (posterior ``energy``, ``hamming``, ``tokens`` and ``length`` where it
+varies; ``sample_stats`` only ``diverging``); :func:`to_inference_data` also carries the
+decoded sequences (as coordinates), the ``residue`` numbering of the positions
+(``constant_data``), and the per-draw statistics (``lp``, acceptance, novelty, masked rows,
 seconds and every statistic of the sampler's sweep info).
 """
 
@@ -36,6 +38,8 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         raise ValueError("the MCMC has no samples yet: call mcmc.run() first")
     samples = mcmc.get_samples(group_by_chain=True)  # [P * C, S, ...]; folded if MCMC's
     fold = {"tokens": ChainsFirst(1), "energy": ChainsFirst(0), "hamming": ChainsFirst(0)}
+    if "length" in samples:  # a variable-length region (lengths=): the region's length
+        fold["length"] = ChainsFirst(0)
     site = {k: f.inv(samples[k]) for k, f in fold.items()}  # transforms= replaced ours
     tokens = site["tokens"].long()
     chains, draws, _ = tokens.shape
@@ -55,6 +59,7 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         "sequence": sequence,
         "energy": energy,
         "hamming": site["hamming"].numpy(),
+        **({"length": site["length"].numpy()} if "length" in site else {}),
         "lp": log_density(energy, temperature),
         **{  # every per-sweep record of the kernel: its sampler's info fields and seconds
             k: stacked(k)
@@ -65,7 +70,9 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
 
 
 def to_inference_data(mcmc: Any) -> Any:
-    """ArviZ ``InferenceData`` of a ``MaskedMH`` / ``MaskedGibbs`` run.
+    """The installed ArviZ's object of a ``pyro.infer.MCMC`` run of a pyro_mlm kernel:
+    ``InferenceData`` on ArviZ 0.x, an ``xarray.DataTree`` on 1.x, with the same groups,
+    variables and coordinates (``az.summary``, ``az.rhat``, ``az.plot_trace`` take either).
 
     Groups
     ------
@@ -73,8 +80,10 @@ def to_inference_data(mcmc: Any) -> Any:
         ``tokens`` (chain, draw, position; token ids as float64, exact), ``energy``
         (total energy, not divided by temperature), ``hamming`` (positions
         differing from the first chain's start, one
-        reference for all chains); coordinates ``sequence`` (chain, draw:
-        the decoded text) and ``residue`` (position: 1-based content numbering).
+        reference for all chains), ``length`` where the region's length varies;
+        coordinate ``sequence`` (chain, draw: the decoded text).
+    constant_data
+        ``residue`` (position: 1-based content numbering, 0 at special tokens).
     sample_stats
         ``lp`` (:math:`-E/T`, the log target up to a constant; ``-energy`` at
         :math:`T = 1`), ``acceptance_rate`` and ``is_novel`` (fractions of the

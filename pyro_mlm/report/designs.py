@@ -64,7 +64,8 @@ def frequency_interval(indicator: np.ndarray, z: float = 1.96) -> tuple[float, f
     chains' convergence: with R-hat far from 1 the frequencies are not yet posterior
     probabilities, whatever their interval.
     """
-    from pyro_mlm.report.diagnostics import MIN_DRAWS, _arviz
+    from pyro_mlm.report import arviz_compat
+    from pyro_mlm.report.diagnostics import MIN_DRAWS
 
     chains, draws = indicator.shape
     p = float(indicator.mean())
@@ -72,7 +73,7 @@ def frequency_interval(indicator: np.ndarray, z: float = 1.96) -> tuple[float, f
     if draws >= MIN_DRAWS and indicator.std(axis=1).max() > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            n = float(_arviz().ess(indicator.astype(float), method="bulk"))
+            n = arviz_compat.ess(indicator, "bulk")
     if not np.isfinite(n) or n <= 0:
         n = float(chains)
     n = min(n, float(chains * draws))

@@ -10,10 +10,11 @@ is converted by :mod:`pyro_mlm.pyro.conversion`.
 from __future__ import annotations
 
 import warnings
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from pyro_mlm.report import arviz_compat
 
 SUMMARY_VARS = ("energy", "hamming")
 TEXT_VARS = ("sequence", "free_region")  # per-draw strings: posterior coordinates
@@ -36,20 +37,10 @@ def hamming(tokens: Any, start: Any) -> Any:
     return (tokens != start).sum(-1)
 
 
-def _arviz() -> ModuleType:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # 0.23's refactor notice
-        import arviz
-
-    return arviz
-
-
-def _arviz_major() -> int:
-    return int(_arviz().__version__.split(".")[0])
-
-
 def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) -> Any:
-    """ArviZ ``InferenceData`` from per-draw arrays ``[chain, draw, ...]``.
+    """The installed ArviZ's object (``InferenceData`` on 0.x, ``DataTree`` on 1.x) from
+    per-draw arrays ``[chain, draw, ...]``, with the same groups, variables and coordinates
+    on both lines (:mod:`pyro_mlm.report.arviz_compat`).
 
     ``data`` holds ``tokens``, ``energy`` and ``hamming`` (the numeric posterior
     variables, stored as float64: token ids stay exact, and ArviZ's rank plot, which
@@ -62,9 +53,10 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     them or as the command line reads them back from ``samples.jsonl``. The strings
     become coordinates over ``(chain, draw)`` of the posterior, not variables, so
     ArviZ's defaults (``az.summary``, ``az.rhat``, ``az.plot_trace``, ...) compute on
-    the numeric variables alone. ``residue [L]``, when given, becomes a coordinate of
-    the ``position`` axis: the 1-based content numbering that ``--free`` uses (0 at
-    special tokens).
+    the numeric variables alone. ``residue [L]``, when given, is the ``constant_data``
+    variable ``residue`` over the ``position`` axis: the 1-based content numbering that
+    ``--free`` uses (0 at special tokens). It is not a posterior coordinate, because
+    ArviZ 1.x's ``az.summary`` refuses a coordinate that only some variables have.
     """
     missing = {"tokens", "energy", "hamming"} - set(data)
     if missing:
@@ -72,30 +64,29 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     names = POSTERIOR_VARS + tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in data)
     posterior = {k: np.asarray(data[k], dtype=np.float64) for k in names}
     stats = {k: np.asarray(v) for k, v in data.items() if k not in names + TEXT_VARS}
-    dims = {"tokens": ["position"]}
-    az = _arviz()
-    with warnings.catch_warnings():
-        # a short run (fewer draws than chains) is valid; ArviZ suspects a transposed array
-        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
-        if _arviz_major() >= 1:  # pragma: no cover - ArviZ 1.x needs Python >= 3.12
-            idata = az.from_dict({"posterior": posterior, "sample_stats": stats}, dims=dims)
-        else:
-            idata = az.from_dict(posterior=posterior, sample_stats=stats, dims=dims)
+    constant = {} if residue is None else {"residue": np.asarray(residue, dtype=np.int64)}
     # fixed-width unicode, which netCDF stores without pickling
     text: dict[str, tuple[Any, np.ndarray]] = {
         k: (("chain", "draw"), np.asarray(data[k]).astype(str)) for k in TEXT_VARS if k in data
     }
-    if residue is not None:
-        text["residue"] = ("position", np.asarray(residue, dtype=np.int64))
-    if text:
-        idata.posterior = idata.posterior.assign_coords(text)
-    return idata
+    return arviz_compat.build(
+        {"posterior": posterior, "sample_stats": stats, "constant_data": constant},
+        dims={"tokens": ["position"], "residue": ["position"]},
+        posterior_coords=text,
+    )
 
 
 def summary(
     idata: Any, var_names: tuple[str, ...] = SUMMARY_VARS, seconds: float | None = None
 ) -> Any:
-    """Mean, sd, HDI, MCSE, bulk and tail ESS and R-hat of float summaries (a DataFrame).
+    """Mean, sd, 94% HDI, MCSE, bulk and tail ESS and R-hat of float summaries (a DataFrame).
+
+    The columns and their definitions are ArviZ 0.x's ``az.summary`` (``hdi_3%``,
+    ``hdi_97%``, ``mcse_mean``, ``mcse_sd``, ``ess_bulk``, ``ess_tail``, ``r_hat``), computed
+    here through :mod:`pyro_mlm.report.arviz_compat` so that both ArviZ lines give the same
+    numbers, unrounded (a verdict such as R-hat <= 1.01 must not be decided on a value
+    rounded to two decimals). ArviZ 1.x's own ``az.summary`` shows an 89% equal-tailed
+    interval (``eti89_lb``, ``eti89_ub``) instead of the HDI; every other column agrees.
 
     With the cost recorded (``rows`` per draw in ``sample_stats``), also the bulk ESS per
     1000 masked rows of the kept draws, and with their wall time (``seconds`` per draw
@@ -107,9 +98,14 @@ def summary(
     draws per chain, MCSE, ESS and R-hat cannot be computed and are NaN (the caller
     says why: see :func:`draws_per_chain`).
     """
-    extra = tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in idata.posterior and k not in var_names)
-    table = _diagnostics_table(idata, var_names + extra)
-    stats = getattr(idata, "sample_stats", None)
+    posterior = arviz_compat.dataset(idata, "posterior")
+    extra = tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in posterior and k not in var_names)
+    table = _diagnostics_table(posterior, var_names + extra)
+    stats = (
+        arviz_compat.dataset(idata, "sample_stats")
+        if arviz_compat.has_group(idata, "sample_stats")
+        else None
+    )
     if stats is not None and "rows" in stats:
         rows = float(np.asarray(stats["rows"]).sum())
         table["ess_per_1k_rows"] = table["ess_bulk"] / (rows / 1000) if rows else np.nan
@@ -157,25 +153,44 @@ def plan(
     return more, more * seconds_per_sweep / 60.0
 
 
-def _diagnostics_table(idata: Any, var_names: tuple[str, ...]) -> Any:
-    import logging
+COLUMNS = ("mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail")
 
-    arviz_log = logging.getLogger("arviz")
-    level = arviz_log.level
-    arviz_log.setLevel(logging.ERROR)  # ArviZ logs its shape and NaN checks as warnings
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # constant chains: r_hat is NaN
-            if draws_per_chain(idata) >= MIN_DRAWS:
-                return _arviz().summary(idata, var_names=list(var_names), kind="all")
-            table = _arviz().summary(idata, var_names=list(var_names), kind="stats")
-    finally:
-        arviz_log.setLevel(level)
-    for column in ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"):
-        table[column] = np.nan
-    return table
+
+def hdi(values: np.ndarray, prob: float = 0.94) -> tuple[float, float]:
+    """The narrowest interval holding ``prob`` of the pooled draws (ArviZ's HDI for one
+    mode: of the sorted draws x, the pair (x[i], x[i + floor(prob * n)]) of least width)."""
+    x = np.sort(np.asarray(values, dtype=float).ravel())
+    inside = int(np.floor(prob * len(x)))
+    widths = x[inside:] - x[: len(x) - inside]
+    i = int(np.argmin(widths))
+    return float(x[i]), float(x[i + inside])
+
+
+def _diagnostics_table(posterior: Any, var_names: tuple[str, ...]) -> Any:
+    """One row per variable of ``posterior`` (an xarray Dataset over ``(chain, draw)``)."""
+    import pandas as pd
+
+    rows = {}
+    enough = int(posterior.sizes["draw"]) >= MIN_DRAWS
+    for name in var_names:
+        values = np.asarray(posterior[name], dtype=float)
+        low, high = hdi(values)
+        row = {"mean": values.mean(), "sd": values.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
+        diagnostics = dict.fromkeys(("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"))
+        if enough:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # constant chains: NaN
+                diagnostics = {
+                    "mcse_mean": arviz_compat.mcse(values, "mean"),
+                    "mcse_sd": arviz_compat.mcse(values, "sd"),
+                    "ess_bulk": arviz_compat.ess(values, "bulk"),
+                    "ess_tail": arviz_compat.ess(values, "tail"),
+                    "r_hat": arviz_compat.rhat(values),
+                }
+        rows[name] = {**row, **diagnostics}
+    return pd.DataFrame.from_dict(rows, orient="index", dtype=float)
 
 
 def draws_per_chain(idata: Any) -> int:
-    """Draws per chain of an InferenceData's posterior."""
-    return int(idata.posterior.sizes["draw"])
+    """Draws per chain of the posterior (either ArviZ line's object)."""
+    return int(arviz_compat.dataset(idata, "posterior").sizes["draw"])

@@ -1,7 +1,8 @@
 """Pictures of a run: energy traces with the running R-hat, and rank plots.
 
-Both read an ArviZ ``InferenceData`` as :mod:`pyro_mlm.report.diagnostics` builds it, and
-save a PNG when given a path.
+Both read the draws :mod:`pyro_mlm.report.diagnostics` builds (either ArviZ line's object)
+and draw with matplotlib alone, so the pictures are the same on ArviZ 0.x and 1.x; each
+saves a PNG when given a path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from pyro_mlm.report.diagnostics import MIN_DRAWS, SUMMARY_VARS, _arviz
+from pyro_mlm.report import arviz_compat
+from pyro_mlm.report.diagnostics import MIN_DRAWS, SUMMARY_VARS
 
 
 def running_rhat(values: np.ndarray, points: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -20,10 +22,9 @@ def running_rhat(values: np.ndarray, points: int = 30) -> tuple[np.ndarray, np.n
     if draws < MIN_DRAWS or values.shape[0] < 2:
         return np.zeros(0, dtype=int), np.zeros(0)
     ends = np.unique(np.linspace(MIN_DRAWS, draws, min(points, draws - MIN_DRAWS + 1)).astype(int))
-    az = _arviz()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = np.array([float(az.rhat(np.ascontiguousarray(values[:, :n]))) for n in ends])
+        rhat = np.array([arviz_compat.rhat(values[:, :n]) for n in ends])
     return ends, rhat
 
 
@@ -42,7 +43,8 @@ def plot_energy_trace(idata: Any, path: str | None = None, warmup: int = 0) -> A
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    energy = np.asarray(idata.posterior["energy"])
+    posterior = arviz_compat.dataset(idata, "posterior")
+    energy = np.asarray(posterior["energy"])
     sweeps = warmup + 1 + np.arange(energy.shape[1])
     fig, axes = plt.subplots(
         2,
@@ -66,7 +68,7 @@ def plot_energy_trace(idata: Any, path: str | None = None, warmup: int = 0) -> A
         ax_trace.legend(fontsize="small", ncol=2)
     top = 1.06
     for name in SUMMARY_VARS:
-        ends, rhat = running_rhat(np.asarray(idata.posterior[name], dtype=float))
+        ends, rhat = running_rhat(np.asarray(posterior[name], dtype=float))
         if len(ends):
             ax_rhat.plot(warmup + ends, rhat, marker=".", lw=1, label=name)
             finite = rhat[np.isfinite(rhat)]
@@ -83,22 +85,56 @@ def plot_energy_trace(idata: Any, path: str | None = None, warmup: int = 0) -> A
     return fig
 
 
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks of ``values [chains, draws]`` among all draws pooled, ties averaged (1-based)."""
+    flat = np.asarray(values, dtype=float).ravel()
+    order = np.argsort(flat, kind="stable")
+    _, first, counts = np.unique(flat[order], return_index=True, return_counts=True)
+    average = first + (counts + 1) / 2.0  # the mean of the 1-based ranks a tie spans
+    out = np.empty(len(flat))
+    out[order] = np.repeat(average, counts)
+    return out.reshape(np.shape(values))
+
+
 def plot_rank(
     idata: Any, path: str | None = None, var_names: tuple[str, ...] = SUMMARY_VARS
 ) -> Any:
-    """Rank plots of the float summaries: flat histograms per chain mean good mixing."""
+    """Rank plots of the float summaries: each chain's histogram of its draws' ranks among
+    all chains' draws (Vehtari et al. 2021), flat when the chains agree; the dashed line is
+    the count a uniform rank would give. Drawn from the ranks alone, the same on both
+    ArviZ lines (ArviZ 1.x's ``plot_rank`` draws ECDFs and takes no axes)."""
     import matplotlib
 
     if path is not None:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    posterior = arviz_compat.dataset(idata, "posterior")
     fig, axes = plt.subplots(
         1, len(var_names), figsize=(5 * len(var_names), 3.2), constrained_layout=True
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant chains make ArviZ warn
-        _arviz().plot_rank(idata, var_names=list(var_names), ax=np.atleast_1d(axes))
+    for ax, name in zip(np.atleast_1d(axes), var_names, strict=True):
+        values = np.asarray(posterior[name], dtype=float)
+        chains, draws = values.shape
+        rank = ranks(values)
+        bins = max(2, int(np.ceil(np.log2(draws))) + 1)  # Sturges, as ArviZ 0.x
+        edges = np.linspace(0.5, chains * draws + 0.5, bins + 1)
+        height = draws / bins
+        for c in range(chains):
+            counts, _ = np.histogram(rank[c], bins=edges)
+            ax.bar(
+                edges[:-1],
+                counts / height * 0.8,
+                width=np.diff(edges),
+                bottom=c,
+                align="edge",
+                alpha=0.8,
+            )
+            ax.axhline(c + 0.8, color="0.4", lw=0.6, ls="--")
+        ax.set_yticks(np.arange(chains) + 0.4, [str(c) for c in range(chains)])
+        ax.set_ylabel("chain")
+        ax.set_xlabel("rank (all chains)")
+        ax.set_title(name)
     if path is not None:
         fig.savefig(path, dpi=120)
         plt.close(fig)

@@ -63,7 +63,9 @@ class Artifact:
 
 
 def _posterior(report: Report) -> None:
-    report.idata.to_netcdf(report.path("posterior.nc"))
+    from pyro_mlm.report.arviz_compat import to_netcdf
+
+    to_netcdf(report.idata, report.path("posterior.nc"))
 
 
 def _summary(report: Report) -> None:
@@ -129,13 +131,14 @@ ARTIFACTS: tuple[Artifact, ...] = (
     ),
     Artifact(
         "posterior.nc",
-        "ArviZ InferenceData (`az.from_netcdf`; `az.summary`, `az.plot_trace`, `az.plot_rank` "
-        "work on it with their defaults): posterior variables `energy`, `hamming` and `tokens` "
-        "(float64, exact ids), per chain and draw; the decoded `sequence` and the `free_region` "
-        "text are coordinates over (chain, draw), so ArviZ does not compute on them; the "
-        "`position` axis has a `residue` coordinate numbered like `--free` (1-based over "
-        "residues or words, 0 at special tokens); `sample_stats` holds every per-sweep "
-        "statistic",
+        "the draws for ArviZ, netCDF-4 groups that both ArviZ lines read (`az.from_netcdf`: "
+        "InferenceData on ArviZ 0.x, DataTree on 1.x; `az.summary`, `az.rhat`, `az.ess`, "
+        "`az.plot_trace`, `az.plot_rank` work on it with their defaults): posterior variables "
+        "`energy`, `hamming` and `tokens` (float64, exact ids), per chain and draw; the "
+        "decoded `sequence` and the `free_region` text are coordinates over (chain, draw), so "
+        "ArviZ does not compute on them; `constant_data.residue` numbers the `position` axis "
+        "like `--free` (1-based over residues or words, 0 at special tokens); `sample_stats` "
+        "holds every per-sweep statistic",
         _posterior,
     ),
     Artifact(

@@ -16,7 +16,7 @@ import torch
 
 from pyro_mlm import MaskedLM, MLMEnergy
 from pyro_mlm.cli import main
-from pyro_mlm.report.diagnostics import _arviz
+from pyro_mlm.report.arviz_compat import arviz
 from pyro_mlm.run.loop import sample_to_directory
 from pyro_mlm.run.spec import RunSpec
 
@@ -59,7 +59,7 @@ def test_sample_writes_draws_report_and_plots(model_dir, tmp_path, capsys) -> No
         assert r["hamming"] == sum(
             a != b for a, b in zip(r["sequence"].split(), TEXT.split(), strict=True)
         )
-    idata = _arviz().from_netcdf(out / "posterior.nc")
+    idata = arviz().from_netcdf(out / "posterior.nc")
     assert idata.posterior["tokens"].shape == (3, 6, 10)
     assert set(idata.sample_stats.data_vars) >= {"lp", "acceptance_rate", "is_novel"}
     header = (out / "summary.csv").read_text().splitlines()

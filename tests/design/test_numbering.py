@@ -1,10 +1,18 @@
-"""Numbered regions through ANARCI (skipped where ANARCI or hmmscan is missing; CI
-installs both). Expected CDRs of trastuzumab from the IMGT and Kabat definitions."""
+"""Numbered regions through ANARCI (skipped where ANARCI is missing; CI installs it with
+pyhmmer, which runs its HMM search in-process). Expected CDRs of trastuzumab from the IMGT
+and Kabat definitions, and the in-process search's numbering equal, label for label, to
+that of HMMER's ``hmmscan`` binary (recorded in ``data/anarci_hmmscan.json`` by
+``hmmscan_fixture.py``, and recomputed where ``hmmscan`` is installed)."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+import shutil
+
 import pytest
 
+from pyro_mlm.design.hmmer import pyhmmer_available
 from pyro_mlm.design.numbering import anarci_available, region_indices
 
 VH = (
@@ -31,7 +39,42 @@ CASES = [
     (VL, "cdrl3", "kabat", "QQHYTTPPT"),
 ]
 
-needs_anarci = pytest.mark.skipif(not anarci_available(), reason="ANARCI or hmmscan missing")
+needs_anarci = pytest.mark.skipif(not anarci_available(), reason="ANARCI or pyhmmer missing")
+needs_pyhmmer = pytest.mark.skipif(
+    not (anarci_available() and pyhmmer_available()), reason="ANARCI or pyhmmer missing"
+)
+
+
+@needs_pyhmmer
+@pytest.mark.parametrize("scheme", ["imgt", "kabat"])
+def test_in_process_search_numbers_like_hmmscan(scheme) -> None:
+    """Every chain of the fixture (antibodies, mutants, indels, a 37-residue CDR-H3, an
+    scFv's two domains, a non-antibody): identical numbers, insertion codes, residues,
+    chain types and spans to ANARCI with HMMER's hmmscan binary."""
+    from hmmscan_fixture import chains, numbering
+
+    from pyro_mlm.design.hmmer import searched_in_process
+
+    expected = json.loads(
+        (pathlib.Path(__file__).with_name("data") / "anarci_hmmscan.json").read_text()
+    )
+    with searched_in_process():
+        got = json.loads(json.dumps(numbering(chains(), scheme)))
+    assert got == expected[scheme]
+    assert sum(v is not None for v in got.values()) == len(got) - 1  # only the non-antibody
+
+
+@pytest.mark.skipif(shutil.which("hmmscan") is None, reason="HMMER's hmmscan not installed")
+@needs_pyhmmer
+def test_fixture_is_what_hmmscan_gives_here() -> None:
+    from hmmscan_fixture import chains, numbering
+
+    expected = json.loads(
+        (pathlib.Path(__file__).with_name("data") / "anarci_hmmscan.json").read_text()
+    )
+    assert json.loads(json.dumps(numbering(chains()[:4], "imgt"))) == {
+        k: v for k, v in expected["imgt"].items() if k in dict(chains()[:4])
+    }
 
 
 @needs_anarci

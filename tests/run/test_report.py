@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyro_mlm.cli import main
-from pyro_mlm.report.diagnostics import _arviz
+from pyro_mlm.report.arviz_compat import arviz, dataset
 
 TEXT = "a b c d e f g h"
 
@@ -22,16 +22,17 @@ def test_posterior_holds_sequences_free_regions_and_residue_numbers(model_dir, t
     out = tmp_path / "run"
     _run(model_dir, str(out), 5)
     capsys.readouterr()
-    posterior = _arviz().from_netcdf(out / "posterior.nc").posterior
+    idata = arviz().from_netcdf(out / "posterior.nc")
+    posterior, residue = idata.posterior, dataset(idata, "constant_data")["residue"]
     assert posterior["sequence"].shape == (2, 5) and posterior["free_region"].shape == (2, 5)
     # [CLS] a b c d e f g h [SEP]: --free counts words from 1, special tokens are 0
-    assert posterior["residue"].values.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 0]
+    assert residue.values.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 0]
     for chain in range(2):
         for draw in range(5):
             words = str(posterior["sequence"].values[chain, draw]).split()
             assert str(posterior["free_region"].values[chain, draw]) == " ".join(words[1:4])
             assert words[0] == "a" and words[4:] == TEXT.split()[4:]
-    free = posterior["tokens"].sel(position=posterior["residue"].isin([2, 3, 4]))
+    free = posterior["tokens"].sel(position=residue.isin([2, 3, 4]))
     assert free.shape == (2, 5, 3)
 
 
@@ -42,7 +43,7 @@ def test_summary_has_mean_and_sd(model_dir, tmp_path, capsys) -> None:
     header, *rows = (out / "summary.csv").read_text().splitlines()
     columns = header.split(",")
     assert {"mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"} <= set(columns)
-    energy = _arviz().from_netcdf(out / "posterior.nc").posterior["energy"].values
+    energy = arviz().from_netcdf(out / "posterior.nc").posterior["energy"].values
     mean = float(rows[0].split(",")[columns.index("mean")])
     assert mean == pytest.approx(float(np.mean(energy)), abs=1e-3)
 
