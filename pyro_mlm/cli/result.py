@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -59,10 +60,10 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     worst = float(np.max(r_hats)) if finite else float("nan")
     least = float(np.min(ess)) if finite else float("nan")
     if _converged(table):
-        print(f"CONVERGED: max R-hat {worst:.3f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
+        print(f"CONVERGED: max R-hat {worst:.4f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
         return
     shown = ", ".join(
-        f"{name} R-hat {r:.3f} ESS {e:.0f}"
+        f"{name} R-hat {r:.4f} ESS {e:.0f}"
         for name, r, e in zip(SUMMARY_VARS, r_hats, ess, strict=True)
     )
     print(f"NOT CONVERGED: {shown} (want R-hat <= 1.01 and bulk ESS >= 400 for both)")
@@ -85,6 +86,23 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
             )
     routes = ROUTES.get(spec.model, []) + GENERIC_ROUTES
     print("  faster routes, as measured:\n" + "\n".join(f"  - {r}" for r in routes))
+
+
+def format_table(table: Any) -> str:
+    """The diagnostics table as printed: R-hat to 4 decimals (the verdict's bar is 1.01, so
+    1.0099 and 1.0101 must print apart), ESS whole, everything else to 4 significant digits.
+    The values themselves (summary.csv, the verdict) are never rounded."""
+
+    def number(value: float, spec: str) -> str:
+        return "nan" if value != value else format(value, spec)
+
+    def spec(column: str) -> str:
+        if column == "r_hat":
+            return ".4f"
+        return ".0f" if column in ("ess_bulk", "ess_tail") else ".4g"
+
+    formatters = {c: functools.partial(number, spec=spec(c)) for c in table.columns}
+    return str(table.to_string(formatters=formatters))
 
 
 def describe_free(resolved: dict[str, Any]) -> str:
@@ -125,7 +143,7 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
             )
         else:
             print("\nconvergence (R-hat near 1 and large ESS are good):")
-            print(result.summary.to_string())
+            print(format_table(result.summary))
             _print_plan(result, spec, directory)
         if result.diversity:
             print("\ndiversity: " + ", ".join(f"{k} {v:.3g}" for k, v in result.diversity.items()))

@@ -54,7 +54,9 @@ def sample(args: argparse.Namespace) -> int:
         directory = args.out
         _check_new_directory(directory)
         vocab = load_vocabulary(args.model or RUN_DEFAULTS["model"])
-        spec = _new_spec(args, vocab)
+        from pyro_mlm.run.recorded import record_inputs
+
+        spec = record_inputs(_new_spec(args, vocab))  # input files by content
     from pyro_mlm.cli import scale
 
     if spec.chains_per_start:  # a campaign: every job checked before the weights load
@@ -90,6 +92,18 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
     if args.resume and spec.threads and args.threads is None:
         THREAD_NOTE.clear()  # the run's own count, whatever the load says now
         torch.set_num_threads(spec.threads)  # the floats of the uninterrupted run
+    elif args.resume and args.threads is not None and args.threads != spec.threads:
+        print(
+            f"note: --threads {args.threads} differs from the {spec.threads or 'unrecorded'} "
+            "thread(s) this run started with: the draws from here on may differ in their "
+            "last bits from an uninterrupted run's (the target is the same); run.json now "
+            f"records {args.threads}",
+            file=sys.stderr,
+        )
+        spec = spec.replace(threads=args.threads)
+        from pyro_mlm.run.store import write_atomic
+
+        write_atomic(os.path.join(directory, SPEC_FILE), spec.to_json().encode())
     elif not args.resume:
         spec = spec.replace(threads=torch.get_num_threads())
     say_thread_note()
@@ -159,6 +173,11 @@ def _new_spec(args: argparse.Namespace, vocab: Vocabulary) -> RunSpec:
     values = {
         k: getattr(args, k) if getattr(args, k) is not None else v for k, v in RUN_DEFAULTS.items()
     }
+    if args.length_moves is not None and args.length_moves < 1:
+        raise UsageError(
+            f"--length-moves must be >= 1, got {args.length_moves}; leave it out for the "
+            "default ceil(MAX / 4)"
+        )
     for name in ("warmup", "samples"):
         if values[name] < 0 or (name == "samples" and values[name] < 1):
             raise UsageError(f"--{name} must be {'>= 1' if name == 'samples' else '>= 0'}")
@@ -226,6 +245,9 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     ):
         raise UsageError(f"--resume {directory}: no {CHECKPOINT_FILE} there, it cannot continue")
     spec = RunSpec.read(path)
+    from pyro_mlm.run.recorded import check_recorded_inputs
+
+    check_recorded_inputs(spec)
     if args.sequence or args.sequences_file or args.length is not None or args.out_given:
         raise UsageError(
             "--resume takes the starting sequences and settings from the run directory; "

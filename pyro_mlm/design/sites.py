@@ -233,8 +233,9 @@ def variable_region(
     from pyro_mlm.samplers.options import parse_lengths
 
     lengths = parse_lengths(spec.lengths)
-    tokens, free = padded_start(tokens, free, lengths, vocab.pad_token_id)
-    length_prior(spec.length_prior, lengths)  # a bad prior is refused before the model loads
+    tokens, free = padded_start(tokens, free, lengths, vocab.pad_token_id, vocab.max_length)
+    recorded = dict(spec.length_weights) if spec.length_weights else None
+    length_prior(spec.length_prior, lengths, recorded)  # a bad prior: refused before the weights
     vocab.check_length(tokens.shape[1])
     return tokens, free
 

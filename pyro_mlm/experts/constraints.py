@@ -73,7 +73,9 @@ class MaxMutations(Expert):
     @classmethod
     def build(cls, context: Context, **options: str) -> Expert:
         parent = context.parent
-        if "parent" in options:
+        if "parent" in options and context.region is not None:
+            parent = _parent_of_region(context, context.vocabulary.encode(options["parent"]))
+        elif "parent" in options:
             parent = context.vocabulary.encode(options["parent"])
             if parent.shape != context.parent.shape:
                 raise ValueError(
@@ -82,6 +84,27 @@ class MaxMutations(Expert):
                 )
         k = _int(options, "k", cls.name)
         return cls(parent.to(context.parent.device), context.free, k, context.region)
+
+
+def _parent_of_region(context: Context, parent: torch.Tensor) -> torch.Tensor:
+    """A parent for a variable-length region, read like the start: its region is what lies
+    between the start's fixed flanks, of any length (the edit distance aligns it); the
+    flanks must be the start's, or "the region" would mean other residues in each."""
+    assert context.region is not None
+    start = context.parent.tolist()
+    lo, hi = context.region.bounds(start)
+    ids = parent.tolist()
+    before, after = start[:lo], start[hi : hi + context.region.after]
+    if (
+        len(ids) < len(before) + len(after)
+        or ids[: len(before)] != before
+        or (after and ids[len(ids) - len(after) :] != after)
+    ):
+        raise ValueError(
+            "max-mutations: the parent's sequence outside the free region differs from the "
+            "start's; give a parent with the start's framework (its region may have any length)"
+        )
+    return parent
 
 
 class Forbid(Expert):

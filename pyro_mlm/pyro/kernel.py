@@ -34,8 +34,8 @@ from pyro_mlm.pyro.potential import ExtraPotential, mlm_model
 from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.chain import Chain
 from pyro_mlm.samplers.indel import padded_start
-from pyro_mlm.samplers.lengths import VariableLength
-from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_lengths, check_settings
+from pyro_mlm.samplers.lengths import VariableLength, check_length_settings
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
 from pyro_mlm.samplers.scan import SCANS, Scan
 from pyro_mlm.target import Target
 from pyro_mlm.validation import (
@@ -114,9 +114,9 @@ class SamplerKernel(MCMCKernel):
                 sampler, options, temperature=energy.temperature,
                 proposal_temperature=proposal_temperature,
             )  # fmt: skip
-        self.lengths = None if lengths is None else check_lengths(lengths, sampler)
-        self.length_prior = length_prior
-        self.length_moves = length_moves
+        self.lengths, self.length_prior, self.length_moves = check_length_settings(
+            sampler, lengths, length_prior, length_moves, energy.mlm.max_length
+        )
         self.energy = energy
         self.free = free
         self.sampler_name = sampler
@@ -165,8 +165,9 @@ class SamplerKernel(MCMCKernel):
         self._mask = None
         mask = self._free_mask()  # validate now, at the boundary
         if self.lengths is not None:  # padded to the longest region: one shape for Pyro
-            pad = self.energy.mlm.pad_token_id
-            self._initial, self._mask = padded_start(self._initial, mask, self.lengths, pad)
+            mlm = self.energy.mlm
+            pad, limit = mlm.pad_token_id, mlm.max_length
+            self._initial, self._mask = padded_start(self._initial, mask, self.lengths, pad, limit)
         worker = calling_pyro_worker()
         if worker is not None:
             self._per_worker[worker] = self._initial
@@ -194,15 +195,12 @@ class SamplerKernel(MCMCKernel):
         tokens = self._initial
         assert tokens is not None
         mask = self._free_mask()
+        most = self.lengths[1] if self.lengths is not None else None  # MAX of the region
         self.sampler = build_sampler(
-            self.sampler_name,
-            self.target,
-            mask,
-            scan=self.scan,
+            self.sampler_name, self.target, mask, scan=self.scan, region_max=most,
             proposal_temperature=self.proposal_temperature,
-            proposals_per_sweep=self.proposals_per_sample or (self.lengths and self.lengths[1]),
-            **self.options,
-        )
+            proposals_per_sweep=self.proposals_per_sample or most, **self.options,
+        )  # fmt: skip
         if self.lengths is not None:
             self.sampler = VariableLength(
                 self.sampler, self.lengths, self.length_prior, self.length_moves

@@ -32,6 +32,7 @@ from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.models.mlm import MaskedLM
 from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE
 from pyro_mlm.run.progress import Progress
+from pyro_mlm.run.recorded import check_recorded_inputs, record_inputs
 from pyro_mlm.run.records import draw_record
 from pyro_mlm.run.report import RunResult, write_report
 from pyro_mlm.run.spec import RunSpec, build_experts, prepare
@@ -69,11 +70,13 @@ def build(spec: RunSpec, mlm: MaskedLM) -> tuple[SweepSampler, torch.Tensor]:
         free.to(mlm.device),
         scan=spec.scan,
         proposal_temperature=spec.proposal_temperature,
+        region_max=lengths[1] if spec.lengths else None,
         **settings,
         **spec.options,
     )
     if spec.lengths:
-        prior = length_prior(spec.length_prior, lengths)
+        recorded = dict(spec.length_weights) if spec.length_weights else None
+        prior = length_prior(spec.length_prior, lengths, recorded)
         sampler = VariableLength(sampler, lengths, prior, spec.length_moves or None)
     return sampler, tokens.to(mlm.device)
 
@@ -97,6 +100,12 @@ def sample_to_directory(
     """
     paths = {name: os.path.join(directory, name) for name in (SPEC_FILE, SAMPLES_FILE)}
     checkpoint_path = os.path.join(directory, CHECKPOINT_FILE)
+    if resume and os.path.isfile(paths[SPEC_FILE]):  # the law the run started with
+        recorded = RunSpec.read(paths[SPEC_FILE]).length_weights
+        spec = spec.replace(length_weights=recorded or spec.length_weights)
+        check_recorded_inputs(spec)
+    elif not resume:
+        spec = record_inputs(spec)
     sampler, tokens = build(spec, mlm)
     free = sampler.sites.mask
     saved = load_checkpoint(checkpoint_path, CHECKPOINT_KEYS) if resume else None

@@ -70,6 +70,13 @@ class RunSpec:
     lengths: str = ""
     length_prior: str = "uniform"
     length_moves: int = 0
+    # what a --length-prior FILE held when the run started, as (length, weight) pairs: the
+    # run's law, read from here on resume (an edited or missing file cannot change it)
+    length_weights: tuple[tuple[int, float], ...] = ()
+    # every model the run reads (--model, and an expert's model=), by what its weights were
+    # when the run started (pyro_mlm.models.fingerprint): a resume whose model directory
+    # now holds other weights is refused
+    model_fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def chains(self) -> int:
@@ -103,9 +110,15 @@ class RunSpec:
         names = data.get("names", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("'names' must be a list of strings")
+        weights = data.get("length_weights", [])
+        if not isinstance(weights, list) or not all(
+            isinstance(w, list) and len(w) == 2 and isinstance(w[0], int) for w in weights
+        ):
+            raise ValueError("'length_weights' must be a list of [length, weight] pairs")
         spec = cls(
             **{**data, "sequences": tuple(sequences), "experts": tuple(experts),
-               "names": tuple(names)}
+               "names": tuple(names),
+               "length_weights": tuple((int(n), float(w)) for n, w in weights)}
         )  # fmt: skip
         spec.validate()
         return spec
@@ -147,6 +160,11 @@ class RunSpec:
             fail("context", "a starting sequence (text), or '' for chain 0's")
         if not isinstance(self.resolved_free, dict):
             fail("resolved_free", "a mapping (positions, labels, regions, how)")
+        prints = self.model_fingerprints
+        if not isinstance(prints, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in prints.items()
+        ):
+            fail("model_fingerprints", "a mapping of model names to fingerprints")
         check_settings(
             self.kernel,
             self.options,
@@ -202,7 +220,8 @@ class RunSpec:
     def differences(self, other: RunSpec) -> list[str]:
         """Fields that differ (``samples`` and the ``resolved_free`` record excluded)."""
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        return [k for k in mine if k not in ("samples", "resolved_free") and mine[k] != theirs[k]]
+        records = ("samples", "resolved_free", "model_fingerprints", "length_weights")
+        return [k for k in mine if k not in records and mine[k] != theirs[k]]
 
     def with_resolved_free(self, vocab: Vocabulary) -> RunSpec:
         """This spec with ``resolved_free`` filled from chain 0's start (kept if filled)."""
@@ -244,12 +263,13 @@ def prepare(
     vocab.check_length(lengths[0])
     tokens = torch.stack(encoded)
     free = torch.stack([parse_free(spec.free, t, vocab, spec.numbering) for t in tokens])
-    from pyro_mlm.samplers.options import check_settings
+    from pyro_mlm.samplers.options import check_settings, parse_lengths
 
+    # under --lengths a region grows to MAX: sizes are checked against what it can reach
+    counts = [parse_lengths(spec.lengths)[1]] if spec.lengths else free.sum(-1).tolist()
     check_settings(
         spec.kernel, spec.options, temperature=spec.temperature,
-        proposal_temperature=spec.proposal_temperature, free_counts=free.sum(-1).tolist(),
-        spell=spell,
+        proposal_temperature=spec.proposal_temperature, free_counts=counts, spell=spell,
     )  # fmt: skip
     outside = free & ~torch.isin(tokens, vocab.proposable_ids) & (tokens != vocab.mask_token_id)
     if bool(outside.any()):

@@ -102,8 +102,20 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def build_sampler(name: str, target: object, free: object, **settings: object) -> SweepSampler:
-    """``SAMPLERS[name](target, free, **settings)``; a wrong name or option is a ValueError."""
+def build_sampler(
+    name: str,
+    target: object,
+    free: object,
+    *,
+    region_max: int | None = None,
+    **settings: object,
+) -> SweepSampler:
+    """``SAMPLERS[name](target, free, **settings)``; a wrong name or option is a ValueError.
+
+    ``region_max`` is the largest region a chain can reach (MAX of a variable-length region):
+    size options (``block_size``, ``regen_size``) are checked against it instead of the
+    current region's size.
+    """
     registry = __getattr__("SAMPLERS") if "SAMPLERS" not in globals() else globals()["SAMPLERS"]
     if name not in registry:
         raise ValueError(f"unknown sampler {name!r}; registered: {', '.join(sorted(registry))}")
@@ -112,6 +124,7 @@ def build_sampler(name: str, target: object, free: object, **settings: object) -
     own = {k: v for k, v in settings.items() if k not in common}
     if name in SAMPLER_OPTIONS:  # the one check of settings a sampler would ignore
         counts = free.sum(-1).tolist() if hasattr(free, "sum") else None  # type: ignore[attr-defined]
+        counts = [region_max] if region_max is not None else counts
         check_settings(
             name, own, temperature=float(getattr(target, "temperature", 1.0)),
             proposal_temperature=float(settings.get("proposal_temperature", 1.0)),  # type: ignore[arg-type]

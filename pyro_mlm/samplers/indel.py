@@ -12,12 +12,16 @@ import os
 import torch
 
 
-def length_prior(text: str, lengths: tuple[int, int]) -> torch.Tensor:
+def length_prior(
+    text: str, lengths: tuple[int, int], weights: dict[int, float] | None = None
+) -> torch.Tensor:
     r""":math:`\log \lambda(n)` for :math:`n = 0 .. n_{\max}` (``-inf`` outside the range).
 
     ``uniform`` (:math:`\lambda = 1`); ``penalty:VALUE`` (:math:`\log\lambda(n) = -\text{VALUE}
     \cdot n`, a per-residue penalty); or a file of lines ``LENGTH WEIGHT`` (weights > 0, every
-    length of the range listed, ``#`` comments), e.g. observed CDR-H3 length frequencies.
+    length of the range listed once, ``#`` comments), e.g. observed CDR-H3 length
+    frequencies. ``weights``, when given, are the file's weights as recorded when a run
+    started (:attr:`pyro_mlm.run.spec.RunSpec.length_weights`): the file is not read again.
 
     >>> length_prior("penalty:0.5", (1, 2)).tolist()
     [-inf, -0.5, -1.0]
@@ -35,14 +39,9 @@ def length_prior(text: str, lengths: tuple[int, int]) -> torch.Tensor:
         if not math.isfinite(value):
             raise ValueError(f"--length-prior penalty:VALUE needs a finite number, got {text!r}")
         out[lo:] = -value * span
-    elif os.path.isfile(text):
-        weights = _read_weights(text)
-        missing = [n for n in range(lo, hi + 1) if n not in weights]
-        if missing:
-            raise ValueError(
-                f"--length-prior {text} gives no weight for lengths {missing} of --lengths "
-                f"{lo}-{hi}; list every length of the range"
-            )
+    elif weights is not None or os.path.isfile(text):
+        weights = read_weights(text) if weights is None else weights
+        _check_covered(text, weights, lengths)
         for n in range(lo, hi + 1):
             out[n] = math.log(weights[n])
     else:
@@ -53,22 +52,83 @@ def length_prior(text: str, lengths: tuple[int, int]) -> torch.Tensor:
     return out
 
 
-def _read_weights(path: str) -> dict[int, float]:
+def _check_covered(path: str, weights: dict[int, float], lengths: tuple[int, int]) -> None:
+    """Every length of the range has a weight (checked without walking a huge range)."""
+    lo, hi = lengths
+    if sum(lo <= n <= hi for n in weights) == hi - lo + 1:
+        return
+    missing = [n for n in range(lo, min(hi, lo + len(weights) + 10) + 1) if n not in weights]
+    shown = str(missing[:10])[:-1] + (", ...]" if len(missing) > 10 or hi > lo + 10 else "]")
+    raise ValueError(
+        f"--length-prior {path} gives no weight for lengths {shown} of --lengths {lo}-{hi}; "
+        "list every length of the range"
+    )
+
+
+def check_length_prior(
+    prior: object, lengths: tuple[int, int] | None, name: str = "length_prior"
+) -> str | torch.Tensor:
+    r"""``prior`` checked at construction: text (read now, so a bad file fails here) or a
+    tensor of :math:`\log\lambda(n)` for ``n = 0 .. MAX``; ``TypeError``/``ValueError``
+    naming ``name`` and the form it takes."""
+    if isinstance(prior, str):
+        if lengths is not None and prior != "uniform":
+            length_prior(prior, (lengths[0], lengths[0] + 1))  # the text, cheaply
+            if not prior.startswith("penalty:"):
+                _check_covered(prior, read_weights(prior), lengths)
+        elif prior != "uniform":
+            raise ValueError(f"{name} needs lengths=(MIN, MAX)")
+        return prior
+    if isinstance(prior, torch.Tensor):
+        want = None if lengths is None else (lengths[1] + 1,)
+        if not prior.is_floating_point() or (want is not None and tuple(prior.shape) != want):
+            raise ValueError(
+                f"{name} as a tensor holds log lambda(n) for n = 0 .. MAX: a float tensor of "
+                f"shape {want}, got {prior.dtype} {tuple(prior.shape)}"
+            )
+        return prior
+    raise TypeError(
+        f"{name} takes 'uniform', 'penalty:VALUE', a file of 'LENGTH WEIGHT' lines, or a "
+        f"tensor of log lambda(n) for n = 0 .. MAX; got {type(prior).__name__}"
+    )
+
+
+def read_weights(path: str) -> dict[int, float]:
+    """The ``LENGTH WEIGHT`` lines of a length-prior file; ``ValueError`` naming the file and
+    line of anything else (a length listed twice names both lines)."""
     weights: dict[int, float] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            text = line.split("#")[0].replace(",", " ").split()
-            if not text:
-                continue
-            try:
-                n, w = int(text[0]), float(text[1])
-            except (ValueError, IndexError):
-                raise ValueError(
-                    f"{path}, line {number}: expected 'LENGTH WEIGHT', got {line.strip()!r}"
-                ) from None
-            if not 0 < w < float("inf"):
-                raise ValueError(f"{path}, line {number}: weight {w} must be > 0 and finite")
-            weights[n] = w
+    seen: dict[int, int] = {}  # length -> the line that gave it
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"--length-prior {path} is not a text file (not UTF-8): give a file of "
+            "'LENGTH WEIGHT' lines"
+        ) from None
+    for number, line in enumerate(lines, 1):
+        text = line.split("#")[0].replace(",", " ").split()
+        if not text:
+            continue
+        try:
+            n, w = int(text[0]), float(text[1])
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"--length-prior {path}, line {number}: expected 'LENGTH WEIGHT', got "
+                f"{line.strip()[:40]!r}"
+            ) from None
+        if not 0 < w < float("inf"):
+            raise ValueError(
+                f"--length-prior {path}, line {number}: weight {w} must be > 0 and finite"
+            )
+        if n in seen:
+            raise ValueError(
+                f"--length-prior {path}, lines {seen[n]} and {number} both give length {n} a "
+                "weight; "
+                "list each length once"
+            )
+        seen[n] = number
+        weights[n] = w
     return weights
 
 
@@ -114,15 +174,29 @@ def equivalent_runs(same: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
 
 
 def padded_start(
-    tokens: torch.Tensor, free: torch.Tensor, lengths: tuple[int, int], pad_id: int | None
+    tokens: torch.Tensor,
+    free: torch.Tensor,
+    lengths: tuple[int, int],
+    pad_id: int | None,
+    limit: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Start tokens and free mask ``[C, L]`` checked (one region, a pad token, lengths in
-    range) and padded to the longest region (:func:`pad_region`)."""
+    range, and with ``limit`` the model's positions: ``L - n + MAX <= limit``, checked from
+    the start's length alone, before anything is padded or allocated) and padded to the
+    longest region (:func:`pad_region`)."""
     if pad_id is None:
         raise ValueError("--lengths needs a model with a pad token (to pad shorter chains)")
     region_start(free)
     counts = free.sum(-1)
     lo, hi = lengths
+    fixed = tokens.shape[-1] - int(counts.min())  # tokens outside the region (specials too)
+    if limit is not None and fixed + hi > limit:
+        most = limit - fixed
+        fits = f"the largest MAX that fits is {most}" if most >= lo else "no region length fits"
+        raise ValueError(
+            f"--lengths {lo}-{hi}: a region of {hi} makes the sequence {fixed + hi} tokens "
+            f"long, but the model takes at most {limit} (special tokens included); {fits}"
+        )
     if bool(((counts < lo) | (counts > hi)).any()):
         raise ValueError(
             f"the start's free region has {sorted(set(counts.tolist()))} positions, outside "

@@ -67,6 +67,28 @@ def _with_lengths(info_cls: type) -> Any:
     return _INFO_CLASSES[info_cls]
 
 
+def check_length_settings(
+    sampler: str,
+    lengths: object,
+    prior: object = "uniform",
+    moves: object = None,
+    limit: int | None = None,
+) -> tuple[tuple[int, int] | None, str | torch.Tensor, int | None]:
+    """A variable-length region's settings as given to the Pyro kernel, checked at
+    construction (never first inside ``MCMC.run()``): ``(MIN, MAX)`` (or None), the prior,
+    the length moves; a MAX over the model's ``limit`` positions is refused before anything
+    is allocated for it."""
+    parsed = None if lengths is None else check_lengths(lengths, sampler)
+    if parsed is not None and limit is not None and parsed[1] > limit:
+        raise ValueError(
+            f"--lengths {parsed[0]}-{parsed[1]}: a region of {parsed[1]} is longer than the "
+            f"{limit} positions the model takes (special tokens included)"
+        )
+    if moves is not None and (isinstance(moves, bool) or not isinstance(moves, int) or moves < 1):
+        raise ValueError(f"length_moves must be an integer >= 1 or None, got {moves!r}")
+    return parsed, indel.check_length_prior(prior, parsed), moves
+
+
 class VariableLength(SweepSampler):
     r"""A fixed-length sampler over a region whose length is sampled too (module docstring).
 

@@ -217,7 +217,13 @@ def parse_lengths(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
     (11, 15)
     """
     if isinstance(text, (tuple, list)):
-        lo, hi = (int(v) for v in text)
+        if len(text) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in text):
+            raise TypeError(
+                f"lengths takes (MIN, MAX), two integers, or the text 'MIN-MAX'; got {text!r}"
+            )
+        lo, hi = text
+    elif not isinstance(text, str):
+        raise TypeError(f"lengths takes (MIN, MAX) or 'MIN-MAX', got {type(text).__name__}")
     else:
         low, dash, high = str(text).partition("-")
         if not dash or not low.strip().isdecimal() or not high.strip().isdecimal():
@@ -276,7 +282,12 @@ def check_settings(
             raise ValueError(
                 f"{spell(name)} {given[name]:g} does not apply to sampler {kernel!r}: {why}"
             )
-    parsed = {k: own[k].parse(v) for k, v in options.items()}
+    parsed = {}
+    for k, v in options.items():
+        try:
+            parsed[k] = own[k].parse(v)
+        except (TypeError, ValueError) as err:  # named as the caller spells the option
+            raise ValueError(f"{spell(k)}: {err}") from None
     inner = parsed.get("inner", own["inner"].default if "inner" in own else None)
     if inner in ("mh", "regenerate"):
         unused = sorted(k for k in parsed if k.startswith("block_"))
@@ -290,10 +301,11 @@ def check_settings(
             f"{spell('regen_size')} does not apply to {spell('regen_block')} region (the whole "
             f"free region); give {spell('regen_block')} window or random"
         )
-    sizes = parsed.get("block_size")
-    if sizes is not None and free_counts and max(sizes) > max(free_counts):
-        raise ValueError(
-            f"{spell('block_size')} {max(sizes)} is larger than the {max(free_counts)} free "
-            f"positions; give at most {max(free_counts)}"
-        )
+    for name in ("block_size", "regen_size"):  # a size the sampler could only cut down
+        sizes = parsed.get(name)
+        if sizes is not None and free_counts and max(sizes) > max(free_counts):
+            raise ValueError(
+                f"{spell(name)} {max(sizes)} is larger than the {max(free_counts)} free "
+                f"positions; give at most {max(free_counts)}"
+            )
     return parsed

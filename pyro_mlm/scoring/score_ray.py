@@ -76,7 +76,14 @@ def open_score_file(
     of the input record at its index.
     """
     columns = columns_of(kinds)
-    meta: dict[str, Any] = {"model": _model_id(model), "energies": list(kinds), "columns": columns}
+    from pyro_mlm.models.fingerprint import fingerprint
+
+    meta: dict[str, Any] = {
+        "model": _model_id(model),
+        "weights": fingerprint(model),  # the content: a directory's files may change
+        "energies": list(kinds),
+        "columns": columns,
+    }
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         from pyro_mlm.run.store import write_atomic
 
@@ -84,11 +91,13 @@ def open_score_file(
         return set()
     saved = _read_record(path)
     clash = [k for k in ("model", "energies") if saved.get(k) != meta[k]]
+    if "weights" in saved and saved["weights"] != meta["weights"]:  # older records lack it
+        clash.append("weights")
     if clash:
         said = ", ".join(f"{k} {saved.get(k)!r} (now {meta[k]!r})" for k in clash)
         raise ValueError(
             f"{path} was written by another scoring run: {said}; use another --out, or "
-            "re-run with the same --model and --energy"
+            "re-run with the same --model (and the same weights in it) and --energy"
         )
     return _read_rows(path, columns, records)
 

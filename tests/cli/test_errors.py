@@ -323,7 +323,9 @@ def test_a_numbered_region_without_anarci_is_one_line(tmp_path, capsys, monkeypa
     vh = TRASTUZUMAB_VH
     code = main(["sample", "--sequence", vh, "--free", "cdrh1", "--out", str(tmp_path / "o")])
     _, err = capsys.readouterr()
-    assert code == 2 and "numbered regions need ANARCI: pip install 'pyro-mlm[numbering]'" in err, err
+    assert code == 2 and "numbered regions need ANARCI: pip install 'pyro-mlm[numbering]'" in err, (
+        err
+    )
     assert err.count("\n") == 1
     import pyro_mlm.design.sites
     from pyro_mlm.design.sites import parse_free
