@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from pyro_mlm.cli.inputs import UsageError, read_sequences
-from pyro_mlm.cli.parser import build_parser
+from pyro_mlm.cli.parser import build_parser, unknown_flags
 
 __all__ = ["UsageError", "main", "read_sequences"]
 
@@ -28,7 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyro-mlm``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = _finish_args(parser.parse_args(argv))
+    parsed, extra = parser.parse_known_args(argv)
+    if extra:  # a mistyped flag: the closest valid one suggested
+        parser.error(unknown_flags(parser, parsed.command, extra))
+    args = _finish_args(parsed)
     try:
         _set_threads(args.threads)
         if args.command == "sample":

@@ -38,10 +38,29 @@ THREADS_HELP = (
 )
 
 
+def unknown_flags(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> str:
+    """``unrecognized arguments`` with the closest valid flag of ``command`` for each."""
+    import difflib
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        command
+    ]
+    flags = [o for action in sub._actions for o in action.option_strings]
+    hints = []
+    for word in extra:
+        close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
+        if word.startswith("-") and close:
+            hints.append(f"{word}: did you mean {close[0]}?")
+    return f"unrecognized arguments: {' '.join(extra)}" + (
+        f" ({'; '.join(hints)})" if hints else ""
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, built without importing torch (so ``--help`` is instant)."""
     models = ", ".join(sorted(PACKAGED))
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # --chain is a typo of --chains, never an abbreviation of it
         prog="pyro-mlm",
         description="Sample sequences from a masked language model's energy with exact "
         "Metropolis-Hastings (Goyal et al., ICLR 2022), and score sequences.",
@@ -53,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: antiberty)"
     )
 
-    s = sub.add_parser("sample", help="draw sequences with MH (or masked Gibbs)")
+    s = sub.add_parser(
+        "sample", help="draw sequences with MH (or masked Gibbs)", allow_abbrev=False
+    )
     s.add_argument("--model", default=None, help=model_help)
     s.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
     s.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
@@ -139,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     o = sub.add_parser(
-        "optimize", help="lowest-energy sequences by simulated annealing (not a sampler)"
+        "optimize",
+        help="lowest-energy sequences by simulated annealing (not a sampler)",
+        allow_abbrev=False,
     )
     o.add_argument("--model", default="antiberty", help=model_help)
     o.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
@@ -168,9 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--threads", type=int, help=THREADS_HELP)
     o.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
-    c = sub.add_parser("score", help="energies of sequences (norm = negative PLL, raw)")
+    c = sub.add_parser(
+        "score", help="energies of sequences (norm = negative PLL, raw)", allow_abbrev=False
+    )
     c.add_argument("sequences", nargs="*", help="sequences to score")
     c.add_argument("--file", help="FASTA or one sequence per line ('-' for stdin)")
+    c.add_argument(
+        "--free",
+        help=f"the region scored, as sample's --free reads it: {FREE_HELP} (default: every "
+        "position); with --energy-over free (the default with --free) the energy is sample's "
+        "over that region, so score and sample print the same number",
+    )
+    c.add_argument(
+        "--energy-over",
+        choices=ENERGY_OVER,
+        help="with --free: sum over the free positions (default) or over every position",
+    )
+    c.add_argument(
+        "--numbering", choices=SCHEMES, default="imgt", help="for --free cdrh3 and the like"
+    )
     c.add_argument("--model", default="antiberty", help=model_help)
     c.add_argument(
         "--energy",

@@ -37,25 +37,22 @@ GENERIC_ROUTES = [
 
 
 def _converged(table: Any) -> bool:
-    """R-hat <= 1.01 and bulk ESS >= 400 for the energy and the Hamming distance (NaN: no)."""
-    import numpy as np
+    """R-hat <= 1.01 and bulk ESS >= 400 for every summary the run defines (NaN: no)."""
+    from pyro_mlm.report.diagnostics import converged
 
-    from pyro_mlm.report.diagnostics import SUMMARY_VARS
-
-    r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
-    ess = np.asarray(table.loc[list(SUMMARY_VARS), "ess_bulk"], dtype=float)
-    return bool((r_hats <= 1.01).all() and (ess >= 400).all())  # NaN compares False
+    return converged(table)
 
 
 def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     """CONVERGED or NOT CONVERGED (nothing else), and the measured routes to convergence."""
     import numpy as np
 
-    from pyro_mlm.report.diagnostics import SUMMARY_VARS, plan
+    from pyro_mlm.report.diagnostics import judged, plan
 
     table = result.summary
-    r_hats = np.asarray(table.loc[list(SUMMARY_VARS), "r_hat"], dtype=float)
-    ess = np.asarray(table.loc[list(SUMMARY_VARS), "ess_bulk"], dtype=float)
+    names = judged(table)
+    r_hats = np.asarray(table.loc[names, "r_hat"], dtype=float)
+    ess = np.asarray(table.loc[names, "ess_bulk"], dtype=float)
     finite = bool(np.isfinite(r_hats).all() and np.isfinite(ess).all())
     worst = float(np.max(r_hats)) if finite else float("nan")
     least = float(np.min(ess)) if finite else float("nan")
@@ -63,10 +60,10 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
         print(f"CONVERGED: max R-hat {worst:.4f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
         return
     shown = ", ".join(
-        f"{name} R-hat {r:.4f} ESS {e:.0f}"
-        for name, r, e in zip(SUMMARY_VARS, r_hats, ess, strict=True)
+        f"{name} R-hat {r:.4f} ESS {e:.0f}" for name, r, e in zip(names, r_hats, ess, strict=True)
     )
-    print(f"NOT CONVERGED: {shown} (want R-hat <= 1.01 and bulk ESS >= 400 for both)")
+    every = "both" if len(names) == 2 else f"all {len(names)}"
+    print(f"NOT CONVERGED: {shown} (want R-hat <= 1.01 and bulk ESS >= 400 for {every})")
     if not finite:
         print(
             "  a NaN R-hat or ESS means a summary never changed within a chain (every "
@@ -84,8 +81,18 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
                 f"more sweeps, {minutes:.0f} min (a chain stuck in one mode makes it longer):\n"
                 f"  pyro-mlm sample --resume {directory} --samples {spec.samples + more}"
             )
-    routes = ROUTES.get(spec.model, []) + GENERIC_ROUTES
-    print("  faster routes, as measured:\n" + "\n".join(f"  - {r}" for r in routes))
+    routes = [r for r in ROUTES.get(spec.model, []) + GENERIC_ROUTES if not _ran(r, spec)]
+    if routes:
+        print("  faster routes, as measured:\n" + "\n".join(f"  - {r}" for r in routes))
+
+
+def _ran(route: str, spec: RunSpec) -> bool:
+    """Whether ``route`` is what the run just did (advice names only other routes)."""
+    return (
+        f"--kernel {spec.kernel}" in route
+        or (f"--model {spec.model}" in route)
+        or (spec.shards > 1 and route.startswith("--workers"))
+    )
 
 
 def format_table(table: Any) -> str:
@@ -152,6 +159,8 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
                 f"\ntop {min(top, len(result.designs))} designs (designs.csv has all; freq with "
                 "a 95% interval from the effective sample size):"
             )
+            if result.start_energy is not None:
+                print(f"  the start (chain 0) has energy {result.start_energy:.2f} on this scale")
             head = f"{'freq [95%]':>20} {'energy':>8} {'mut':>4}  mutations"
             print(f"  {'rank':>4} {'free region':<24} {head}")
             for rank, d in enumerate(result.designs[:top], 1):

@@ -108,8 +108,14 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
         spec = spec.replace(threads=torch.get_num_threads())
     say_thread_note()
     if args.resume:
-        if mode == "plain":
-            _check_resumable(directory, spec)
+        if mode == "plain" and _check_resumable(directory, spec) >= spec.samples:
+            if args.samples is None or args.samples <= spec.samples:
+                print(
+                    f"{directory} holds a finished run ({spec.samples} draws per chain x "
+                    f"{spec.chains} chains); its files are written. To extend it: pyro-mlm "
+                    f"sample --resume {directory} --samples N (N > {spec.samples})"
+                )
+                return 0
         if args.samples is not None and args.samples != spec.samples:
             from pyro_mlm.run.store import write_atomic
 
@@ -278,12 +284,14 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     return spec
 
 
-def _check_resumable(directory: str, spec: RunSpec) -> None:
-    """Read the checkpoint and every draw line once, so damage shows before the weights load."""
+def _check_resumable(directory: str, spec: RunSpec) -> int:
+    """Read the checkpoint and every draw line once, so damage shows before the weights
+    load; the draws per chain written."""
     from pyro_mlm.run.store import CHECKPOINT_KEYS, load_checkpoint, read_draws
 
     load_checkpoint(os.path.join(directory, CHECKPOINT_FILE), CHECKPOINT_KEYS)
-    read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
+    draws = read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains, not spec.lengths)
+    return 0 if draws is None else int(draws["energy"].shape[1])
 
 
 def _check_new_directory(directory: str) -> None:

@@ -21,8 +21,17 @@ def score(args: argparse.Namespace) -> int:
     texts = [text for _, text in records]
     if not texts:
         raise UsageError("give sequences to score as arguments or with --file")
-    encode_all(load_vocabulary(args.model), texts)  # every sequence checked before the weights
+    vocab = load_vocabulary(args.model)
+    encoded = encode_all(vocab, texts)  # every sequence checked before the weights
     kinds = ["norm", "raw"] if args.energy == "both" else [args.energy]
+    if args.energy_over is not None and args.free is None:
+        raise UsageError("--energy-over needs --free (without it every position is scored)")
+    region = None
+    if args.free is not None and args.energy_over != "all":  # "all": the whole sequence
+        from pyro_mlm.scoring.score import regions
+
+        regions(vocab, encoded, args.free, args.numbering)  # checked before the weights too
+        region = {"free": args.free, "numbering": args.numbering}
     from pyro_mlm.cli import say_thread_note
 
     say_thread_note()
@@ -32,26 +41,50 @@ def score(args: argparse.Namespace) -> int:
         from pyro_mlm.run.claim import claimed
 
         with claimed(args.out, "the score file", directory=False):
-            written = _score_to_file(args, records, kinds, device)
+            written = _score_to_file(args, records, kinds, device, region)
         print(f"{args.out}: {written} rows written now, {len(texts) - written} already there")
         return 0
     mlm = load_model(args.model, device=device)
-    rows = score_sequences(mlm, texts, kinds, progress=not args.no_progress)
+    rows = score_sequences(mlm, texts, kinds, progress=not args.no_progress, region=region)
     rows = [{"name": name, **row} for (name, _), row in zip(records, rows, strict=True)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
-        columns = [c for c in rows[0] if c not in ("sequence", "name")] + ["sequence"]
-        print("  ".join(f"{c:>17}" if c != "sequence" else c for c in columns))
-        for row in rows:
-            cells = [f"{row[c]:>17}" for c in columns[:-1]]
-            seq = row["sequence"] if len(row["sequence"]) <= 60 else row["sequence"][:57] + "..."
-            print("  ".join([*cells, seq]))
+        print(score_table(rows))
     return 0
 
 
+def score_table(rows: list[dict[str, Any]], width: int = 60) -> str:
+    """The printed table: each row's name, its energies, and the part of its sequence that
+    differs from the others' (1-based positions of that part; sequences that share a
+    framework show their differing region, never the same cut-off prefix)."""
+    texts = [str(r["sequence"]) for r in rows]
+    lo = hi = 0
+    if len(texts) > 1:
+        shortest = min(len(t) for t in texts)
+        while lo < shortest and len({t[lo] for t in texts}) == 1:
+            lo += 1
+        while hi < shortest - lo and len({t[len(t) - 1 - hi] for t in texts}) == 1:
+            hi += 1
+    numbers = [c for c in rows[0] if c not in ("sequence", "name")]
+    names = max(4, *(len(str(r["name"])) for r in rows))
+    part = "sequence" if not (lo or hi) else "sequence (where they differ)"
+    lines = ["  ".join([f"{'name':<{names}}", *(f"{c:>17}" for c in numbers), part])]
+    for row, text in zip(rows, texts, strict=True):
+        middle = text[lo : len(text) - hi]
+        shown = middle if not (lo or hi) else f"{lo + 1}-{len(text) - hi}: {middle}"
+        shown = shown if len(shown) <= width else shown[: width - 3] + "..."
+        cells = [f"{row[c]:>17}" for c in numbers]
+        lines.append("  ".join([f"{row['name']:<{names}}", *cells, shown]))
+    return "\n".join(lines)
+
+
 def _score_to_file(
-    args: argparse.Namespace, records: list[tuple[str, str]], kinds: list[str], device: Any
+    args: argparse.Namespace,
+    records: list[tuple[str, str]],
+    kinds: list[str],
+    device: Any,
+    region: dict[str, str] | None,
 ) -> int:
     """Rows into ``--out`` (held by this process), locally or on Ray; the rows written now."""
     from pyro_mlm.models.load import load_model
@@ -60,9 +93,10 @@ def _score_to_file(
     if args.backend == "ray":
         return score_ray.score_to_csv_ray(
             args.model, records, kinds, args.out, workers=args.workers or 1,
-            threads=args.threads_per_worker or 1, address=args.address,
+            threads=args.threads_per_worker or 1, address=args.address, region=region,
         )  # fmt: skip
     mlm = load_model(args.model, device=device)
     return score_ray.score_to_csv_local(
-        mlm, records, kinds, args.out, progress=not args.no_progress, model=args.model
-    )
+        mlm, records, kinds, args.out, progress=not args.no_progress, model=args.model,
+        region=region,
+    )  # fmt: skip

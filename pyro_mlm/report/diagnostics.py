@@ -130,6 +130,24 @@ def summary(
     return table
 
 
+R_HAT_BAR, ESS_BAR = 1.01, 400.0  # the verdict: R-hat <= 1.01 and bulk ESS >= 400
+
+
+def judged(table: Any) -> list[str]:
+    """The summaries the verdict covers: the energy, the Hamming distance, and every other
+    summary the run defines (the region's ``length`` under ``--lengths``)."""
+    return list(SUMMARY_VARS) + [k for k in OPTIONAL_POSTERIOR_VARS if k in table.index]
+
+
+def converged(table: Any, r_hat: float = R_HAT_BAR, ess: float = ESS_BAR) -> bool:
+    """R-hat <= ``r_hat`` and bulk ESS >= ``ess`` for every judged summary, decided on the
+    unrounded values (a NaN fails)."""
+    names = judged(table)
+    r_hats = np.asarray(table.loc[names, "r_hat"], dtype=float)
+    sizes = np.asarray(table.loc[names, "ess_bulk"], dtype=float)
+    return bool((r_hats <= r_hat).all() and (sizes >= ess).all())  # NaN compares False
+
+
 def plan(
     table: Any,
     draws: int,
@@ -144,8 +162,8 @@ def plan(
     both assumptions, so the estimate is a lower bound to check, not a promise.
     Returns ``(more_sweeps, minutes)``; ``(0, 0.0)`` when both targets are met.
     """
-    worst_ess = float(table.loc[list(SUMMARY_VARS), "ess_bulk"].min())
-    worst_rhat = float(table.loc[list(SUMMARY_VARS), "r_hat"].max())
+    worst_ess = float(table.loc[judged(table), "ess_bulk"].min())
+    worst_rhat = float(table.loc[judged(table), "r_hat"].max())
     if not (worst_ess > 0 and np.isfinite(worst_rhat)):
         raise ValueError("R-hat or ESS is not finite (a chain never moved): no estimate")
     needed = max(draws * ess / worst_ess, draws * max(worst_rhat - 1.0, 0.0) / (r_hat - 1.0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,7 @@ def plot_logo(
     import pandas as pd
 
     frame = pd.DataFrame(freq, columns=list(letters))
+    gaps = frame.pop("-").to_numpy() if "-" in frame.columns else None  # drawn as text
     frame = frame.loc[:, frame.sum(axis=0) > 0] if frame.to_numpy().sum() else frame
     info = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
     width = max(4.0, 0.45 * len(numbers) + 1.5)
@@ -133,8 +135,16 @@ def plot_logo(
     ax.set_ylabel("bits")
     scheme = (labels or {}).get("how", "positions")
     numbered = f"{scheme.split('-')[-1].upper()} numbering" if "anarci" in scheme else "residues"
-    ax.set_title(f"free positions after warm-up ({numbered}; start residue outlined, and below)")
+    if scheme == "motif":
+        numbered = "residue numbers, CDR-H3 from motifs: no ANARCI"
+    title = f"free positions after warm-up ({numbered}; start residue outlined, and below)"
+    ax.set_title("\n".join(textwrap.wrap(title, max(30, int(width * 11)))), fontsize=9)
     top = max(math.log2(max(len(frame.columns), 2)), 0.1)
+    if gaps is not None:  # a slot the region does not reach: its share, not a glyph
+        for k, share in enumerate(gaps):
+            if share > 0:
+                ax.text(k, top * 0.98, f"gap\n{share:.0%}", ha="center", va="top",
+                        fontsize=6, color="0.45")  # fmt: skip
     ax.set_ylim(0, top * 1.12 if any(regions) else top)
     begin = 0
     for k in range(1, len(regions) + 1):  # one span per run of equal regions

@@ -18,9 +18,11 @@ state, the sweep and the counters) plus the starting tokens, whatever the sample
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -126,6 +128,7 @@ def sample_to_directory(
         start = _saved_start(saved, checkpoint_path, tokens).to(mlm.device)
         chain = _restore(sampler, saved, checkpoint_path, start, spec.warmup)
         truncate_draws(paths[SAMPLES_FILE], max(chain.sweep - spec.warmup, 0), spec.chains)
+    start_energy = _start_energy(sampler, tokens, start, free, spec)
     total = spec.warmup + spec.samples
     began = time.perf_counter()
     completed = False
@@ -156,10 +159,34 @@ def sample_to_directory(
     if not report:
         draws = max(reached - spec.warmup, 0)
         return RunResult(directory, draws, completed, seconds, *rates, None, None, sampling)
-    return write_report(
+    result = write_report(
         directory, spec, mlm, free, completed, seconds, rates, sampling,
         start=start, experts=sampler.target.experts,
     )  # fmt: skip
+    return dataclasses.replace(result, start_energy=start_energy)
+
+
+def _start_energy(
+    sampler: SweepSampler,
+    given: torch.Tensor,
+    start: torch.Tensor,
+    free: torch.Tensor,
+    spec: RunSpec,
+) -> float | None:
+    """Chain 0's start's energy over the run's region (what ``score --free`` prints for the
+    MLM term), said on stderr; None where the start was filled from mask tokens."""
+    if not torch.equal(given[:1].cpu(), start[:1].cpu()):
+        return None
+    with torch.no_grad():
+        value = float(sampler.target(start[:1], free[:1])[0])
+    experts = ", experts included" if sampler.target.experts else ""
+    print(
+        f"start (chain 0): energy {value:.2f} over {int(free[0].sum())} positions "
+        f"({spec.energy}, --energy-over {spec.energy_over}{experts}): the designs' energies "
+        "are on this scale",
+        file=sys.stderr,
+    )
+    return value
 
 
 # ---------------------------------------------------------------- internals

@@ -46,6 +46,9 @@ class RunResult:
     sampling_seconds: float | None = None
     designs: list[Design] | None = None
     diversity: dict[str, float] | None = None
+    # chain 0's start's energy over the run's region, by the draws' measure (None where
+    # the start was filled from mask tokens)
+    start_energy: float | None = None
 
 
 def write_report(

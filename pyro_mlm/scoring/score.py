@@ -40,6 +40,22 @@ def encode_all(vocab: Vocabulary, texts: Sequence[str]) -> list[torch.Tensor]:
     return encoded
 
 
+def regions(
+    vocab: Vocabulary, encoded: Sequence[torch.Tensor], free: str, numbering: str = "imgt"
+) -> list[torch.Tensor]:
+    """Each sequence's free mask under ``--free`` (numbered regions by ANARCI, per sequence);
+    an error names the sequence's number."""
+    from pyro_mlm.design.sites import parse_free
+
+    out = []
+    for number, ids in enumerate(encoded, start=1):
+        try:
+            out.append(parse_free(free, ids, vocab, numbering))
+        except ValueError as err:
+            raise ValueError(f"sequence {number}: --free {free}: {err}") from err
+    return out
+
+
 def score_sequences(
     mlm: MaskedLM,
     texts: Sequence[str],
@@ -47,11 +63,15 @@ def score_sequences(
     *,
     batch_size: int = 64,
     progress: bool = True,
+    region: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per text: ``sequence``, ``positions`` and ``energy_<kind>`` for each kind.
 
     Both energies come from the same masked passes. With ``norm`` there is also
-    ``norm_per_position`` (mean negative log-likelihood per position).
+    ``norm_per_position`` (mean negative log-likelihood per position). ``region``
+    (``{"free": spec, "numbering": scheme}``, the ``--free`` grammar of ``sample`` read on
+    each sequence) sums the energies over that region only, the energy ``sample`` reports
+    with ``--energy-over free``; default every content position.
     """
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
@@ -62,18 +82,25 @@ def score_sequences(
     by_length: dict[int, list[int]] = {}
     for index, ids in enumerate(encoded):
         by_length.setdefault(len(ids), []).append(index)
+    free = None if region is None else region["free"]
+    scheme = "imgt" if region is None else region.get("numbering", "imgt")
+    masks = [] if free is None else regions(mlm, encoded, free, scheme)
+
+    def masks_of(chunk: list[int]) -> torch.Tensor:
+        return torch.stack([masks[i] for i in chunk])
+
     bar = Progress(len(texts), enabled=progress, desc=f"{mlm.name} score", unit="seq")
     with torch.no_grad():
         for indices in by_length.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 tokens = torch.stack([encoded[i] for i in chunk]).to(mlm.device)
-                free = ~mlm.special_mask(tokens)
-                values = energy.both(tokens, free)
+                mask = ~mlm.special_mask(tokens) if free is None else masks_of(chunk)
+                values = energy.both(tokens, mask.to(mlm.device))
                 for kind in kinds:
                     check_finite(values[kind], tokens, mlm, mlm_source(energy))
                 for row, index in enumerate(chunk):
-                    results[index] = _row(texts[index], int(free[row].sum()), values, row, kinds)
+                    results[index] = _row(texts[index], int(mask[row].sum()), values, row, kinds)
                 bar.update(len(chunk))
     bar.close()
     return [r for r in results if r is not None]

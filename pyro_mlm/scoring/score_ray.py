@@ -26,15 +26,21 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+# the region scored (score --free): {"free": spec, "numbering": scheme}, or None for all
+Region = dict[str, str] | None
+
 
 class ScoreBatch:
     """A model actor for ``map_batches``: one batch of sequences -> their energies."""
 
-    def __init__(self, model: str, kinds: Sequence[str], threads: int = 1) -> None:
+    def __init__(
+        self, model: str, kinds: Sequence[str], threads: int = 1, region: Region = None
+    ) -> None:
         from pyro_mlm.models.load import load_worker_model
 
         self.mlm = load_worker_model(model, "cpu", threads)
         self.kinds = list(kinds)
+        self.region = region
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         """One chunk (a row holding its indices and sequences) -> one row per sequence."""
@@ -42,7 +48,7 @@ class ScoreBatch:
 
         indices = [int(i) for i in batch["indices"][0]]
         texts = [str(t) for t in batch["sequences"][0]]
-        rows = score_sequences(self.mlm, texts, self.kinds, progress=False)
+        rows = score_sequences(self.mlm, texts, self.kinds, progress=False, region=self.region)
         out: dict[str, Any] = {"index": indices, "name": [str(n) for n in batch["names"][0]]}
         for key in rows[0]:
             out[key] = [r[key] for r in rows]
@@ -67,7 +73,11 @@ def columns_of(kinds: Sequence[str]) -> list[str]:
 
 
 def open_score_file(
-    path: str, model: str, kinds: Sequence[str], records: Sequence[tuple[str, str]]
+    path: str,
+    model: str,
+    kinds: Sequence[str],
+    records: Sequence[tuple[str, str]],
+    region: Region = None,
 ) -> set[int]:
     """Check ``path`` against this run and return the indices already scored.
 
@@ -82,6 +92,7 @@ def open_score_file(
         "model": _model_id(model),
         "weights": fingerprint(model),  # the content: a directory's files may change
         "energies": list(kinds),
+        "region": region,  # score --free: the energies cover that region only
         "columns": columns,
     }
     if not os.path.exists(path) or os.path.getsize(path) == 0:
@@ -90,14 +101,14 @@ def open_score_file(
         write_atomic(record_path(path), (json.dumps(meta, indent=2) + "\n").encode())
         return set()
     saved = _read_record(path)
-    clash = [k for k in ("model", "energies") if saved.get(k) != meta[k]]
+    clash = [k for k in ("model", "energies", "region") if saved.get(k) != meta[k]]
     if "weights" in saved and saved["weights"] != meta["weights"]:  # older records lack it
         clash.append("weights")
     if clash:
         said = ", ".join(f"{k} {saved.get(k)!r} (now {meta[k]!r})" for k in clash)
         raise ValueError(
             f"{path} was written by another scoring run: {said}; use another --out, or "
-            "re-run with the same --model (and the same weights in it) and --energy"
+            "re-run with the same --model (and the same weights in it), --energy and --free"
         )
     return _read_rows(path, columns, records)
 
@@ -215,13 +226,14 @@ def score_to_csv_ray(
     threads: int = 1,
     batch_size: int = 64,
     address: str | None = None,
+    region: Region = None,
 ) -> int:
     """Score ``texts`` into ``path`` on Ray, skipping indices already there; returns the
     number of rows written now."""
     from pyro_mlm.run.ray_backend import end_session, import_ray, ray_session
 
     import_ray()  # before anything: a clear message when Ray is missing
-    done = open_score_file(path, model, kinds, records)
+    done = open_score_file(path, model, kinds, records, region)
     todo = [
         {
             "indices": chunk,
@@ -236,7 +248,7 @@ def score_to_csv_ray(
     try:
         with warnings.catch_warnings():  # Ray Data's own deprecation notices, not ours
             warnings.simplefilter("ignore", DeprecationWarning)
-            return _score(ray, todo, model, kinds, path, workers, threads)
+            return _score(ray, todo, model, kinds, path, workers, threads, region)
     finally:
         if started:
             end_session(ray)
@@ -250,6 +262,7 @@ def _score(
     path: str,
     workers: int,
     threads: int,
+    region: Region = None,
 ) -> int:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
@@ -259,7 +272,7 @@ def _score(
     path_model = model_path(model)
     dataset = ray.data.from_items(todo).map_batches(
         ScoreBatch,
-        fn_constructor_args=(path_model, list(kinds), threads),
+        fn_constructor_args=(path_model, list(kinds), threads, region),
         batch_size=1,  # one chunk per call
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=threads,
@@ -281,15 +294,17 @@ def score_to_csv_local(
     batch_size: int = 64,
     progress: bool = True,
     model: str | None = None,
+    region: Region = None,
 ) -> int:
     """The same output file written in this process (the reference for Ray), resumable."""
     from pyro_mlm.scoring.score import score_sequences
 
-    done = open_score_file(path, model or mlm.name, kinds, records)
+    done = open_score_file(path, model or mlm.name, kinds, records, region)
     texts = [sequence for _, sequence in records]
     written = 0
     for chunk in chunks([i for i in range(len(texts)) if i not in done], batch_size):
-        rows = score_sequences(mlm, [texts[i] for i in chunk], kinds, progress=False)
+        part = [texts[i] for i in chunk]
+        rows = score_sequences(mlm, part, kinds, progress=False, region=region)
         append_rows(
             path,
             [{"index": i, "name": records[i][0], **r} for i, r in zip(chunk, rows, strict=True)],

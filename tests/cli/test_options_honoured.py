@@ -147,3 +147,22 @@ def test_the_kernel_refuses_bad_length_settings_at_construction(settings, error,
     tensor = torch.zeros(3)  # MAX + 1 = 4 entries wanted
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         SamplerKernel(MLMEnergy(tiny_mlm()), sampler="mh", lengths=(1, 3), length_prior=tensor)
+
+
+@pytest.mark.parametrize(
+    ("flag", "suggested"),
+    [
+        ("--chain", "--chains"),
+        ("--warm", "--warmup"),
+        ("--chians", "--chains"),
+        ("--sed", "--seed"),
+    ],
+)
+def test_abbreviated_and_mistyped_flags_are_refused_with_a_suggestion(capsys, flag, suggested):
+    """argparse would take --chain for --chains and --warm for --warmup: they look like typos
+    of other flags, so no flag is abbreviated, and the closest valid one is suggested."""
+    with pytest.raises(SystemExit) as stop:
+        main(["sample", "--sequence", TEXT, flag, "2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {flag} 2 ({flag}: did you mean {suggested}?)" in err

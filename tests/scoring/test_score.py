@@ -46,3 +46,55 @@ def test_long_inputs_show_progress_in_a_log(mlm, capsys, monkeypatch) -> None:
 def test_unknown_kind_is_refused(mlm) -> None:
     with pytest.raises(ValueError, match="kinds must be a non-empty subset"):
         score_sequences(mlm, ["a"], ["pll"])
+
+
+def test_the_printed_table_names_each_row_and_shows_where_they_differ() -> None:
+    """Designs that differ past the old 58-character cut looked identical: the table shows
+    each row's name and the positions where the sequences differ."""
+    from conftest import TRASTUZUMAB_VH as vh
+
+    from pyro_mlm.cli.score import score_table
+
+    rows = [
+        {"name": "parent", "energy_norm": 1.0, "sequence": vh},
+        {"name": "design1", "energy_norm": 2.0, "sequence": vh.replace("WGGDG", "WAGDG")},
+        {"name": "design2", "energy_norm": 3.0, "sequence": vh.replace("FYAMDY", "FYAMEY")},
+    ]
+    lines = score_table(rows).splitlines()
+    assert lines[0].split()[0] == "name" and "where they differ" in lines[0]
+    shown = [line.split()[-1] for line in lines[1:]]
+    assert len(set(shown)) == 3  # three sequences, three different cells
+    assert [line.split()[0] for line in lines[1:]] == ["parent", "design1", "design2"]
+    assert all(line.split()[-2] == "100-108:" for line in lines[1:])
+
+
+@pytest.mark.parametrize("over", ["free", "all"])
+def test_score_free_gives_the_energy_sample_starts_from(model_dir, tmp_path, capsys, over):
+    """score --free R (--energy-over as in sample) prints the number sample prints for its
+    start, so a designer compares designs and parent by the model's own measure."""
+    import json
+    import re
+
+    from pyro_mlm.cli import main
+
+    text = "a b c d e f"
+    argv = ["sample", "--model", model_dir, "--sequence", text, "--free", "2-4"]
+    argv += ["--energy-over", over, "--samples", "2", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    started = float(re.search(r"start \(chain 0\): energy (-?[\d.]+)", err).group(1))
+    score = ["score", "--model", model_dir, text, "--free", "2-4", "--energy-over", over]
+    assert main([*score, "--energy", "norm", "--format", "json", "--no-progress"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert abs(row["energy_norm"] - started) <= 0.0051  # printed to 2 and 4 decimals
+    assert row["positions"] == (3 if over == "free" else 6)
+
+
+def test_score_free_is_checked_before_the_weights(model_dir, capsys) -> None:
+    from pyro_mlm.cli import main
+
+    assert main(["score", "--model", model_dir, "a b c", "--free", "5-9"]) == 2
+    err = capsys.readouterr().err
+    assert "sequence 1: --free 5-9" in err and "loading" not in err
+    assert main(["score", "--model", model_dir, "a b c", "--energy-over", "all"]) == 2
+    assert "--energy-over needs --free" in capsys.readouterr().err
