@@ -119,6 +119,8 @@ def plot_logo(
     frame = pd.DataFrame(freq, columns=list(letters))
     gaps = frame.pop("-").to_numpy() if "-" in frame.columns else None  # drawn as text
     frame = frame.loc[:, frame.sum(axis=0) > 0] if frame.to_numpy().sum() else frame
+    empty = frame.sum(axis=1) < 1e-9  # a slot that was always a gap: no residue to draw
+    frame.loc[empty, :] = 1.0 / frame.shape[1]  # uniform: zero bits, nothing drawn
     info = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
     width = max(4.0, 0.45 * len(numbers) + 1.5)
     fig, ax = plt.subplots(figsize=(width, 2.8), constrained_layout=True)

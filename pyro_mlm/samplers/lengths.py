@@ -139,8 +139,13 @@ class VariableLength(SweepSampler):
         if self.after < 0:
             raise ValueError(f"the tokens are too short for a region of {self.lengths[1]}")
         self.bounds = Region(self.first, self.after, self.pad).bounds  # one row's region
-        self.log_prior = prior if isinstance(prior, torch.Tensor) else length_prior(prior, lengths)
-        if length_moves is not None and (isinstance(length_moves, bool) or length_moves < 1):
+        prior = indel.check_length_prior(prior, self.lengths, "prior")  # at construction
+        self.log_prior: torch.Tensor = (
+            prior if isinstance(prior, torch.Tensor) else length_prior(prior, self.lengths)
+        )
+        if length_moves is not None and (
+            isinstance(length_moves, bool) or not isinstance(length_moves, int) or length_moves < 1
+        ):
             raise ValueError(f"length_moves must be an integer >= 1, got {length_moves!r}")
         self.length_moves = length_moves or math.ceil(self.lengths[1] / 4)
         self.sites = inner.sites

@@ -192,6 +192,7 @@ def test_score_prints_both_energies_as_a_table_or_json(model_dir, tmp_path, caps
     assert code == 0
     table = out.splitlines()
     assert table[0].split() == [
+        "name",
         "positions",
         "energy_norm",
         "energy_raw",
@@ -199,6 +200,7 @@ def test_score_prints_both_energies_as_a_table_or_json(model_dir, tmp_path, caps
         "sequence",
     ]
     assert table[1].split()[-3:] == ["a", "b", "c"] and len(table) == 3
+    assert [row.split()[0] for row in table[1:]] == ["one", "two"]  # the FASTA names
 
 
 @pytest.mark.parametrize(
