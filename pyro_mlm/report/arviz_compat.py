@@ -12,7 +12,8 @@ a group             ``idata.posterior`` (Dataset)     ``dt["posterior"]`` (a Dat
 ``from_dict``       ``from_dict(posterior=...)``      ``from_dict({"posterior": ...})``
 Pyro converter      ``az.from_pyro(mcmc)``            none (use ``to_inference_data``)
 netCDF              ``h5netcdf`` a dependency         no backend installed with it
-``az.summary``      94% HDI, rounded to 2 decimals    89% equal-tailed interval
+``az.summary``      94% HDI, rounded to 2 decimals,   89% equal-tailed interval, tail
+                    tail ESS at 5% and 95%            ESS at 11% and 89%
 ==================  ================================  ==================================
 
 Every function here returns or reads the installed line's native object, so a user's
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 GROUPS = ("posterior", "sample_stats", "constant_data")
-TAIL_PROB = (0.05, 0.95)  # ArviZ 0.x's tail-ESS quantiles; 1.x's default follows ci_prob
+TAIL_PROB = (0.05, 0.95)  # ArviZ 0.x's tail-ESS quantiles; 1.x's default is 0.11 and 0.89
 
 
 @functools.cache
