@@ -11,18 +11,11 @@ import pathlib
 import shutil
 
 import pytest
+from hmmscan_fixture import VH, VL  # one copy of trastuzumab's chains
 
 from pyro_mlm.design.hmmer import pyhmmer_available
 from pyro_mlm.design.numbering import anarci_available, region_indices
 
-VH = (
-    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQ"
-    "MNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS"
-)
-VL = (
-    "DIQMTQSPSSLSASVGDRVTITCRASQDVNTAVAWYQQKPGKAPKLLIYSASFLYSGVPSRFSGSRSGTDFTLTISSLQPED"
-    "FATYYCQQHYTTPPTFGQGTKVEIK"
-)
 CASES = [
     (VH, "cdrh1", "imgt", "GFNIKDTY"),
     (VH, "cdrh2", "imgt", "IYPTNGYT"),
