@@ -36,18 +36,11 @@ GENERIC_ROUTES = [
 ]
 
 
-def _converged(table: Any) -> bool:
-    """R-hat <= 1.01 and bulk ESS >= 400 for every summary the run defines (NaN: no)."""
-    from pyro_mlm.report.diagnostics import converged
-
-    return converged(table)
-
-
 def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     """CONVERGED or NOT CONVERGED (nothing else), and the measured routes to convergence."""
     import numpy as np
 
-    from pyro_mlm.report.diagnostics import judged, plan
+    from pyro_mlm.report.diagnostics import converged, judged, plan
 
     table = result.summary
     names = judged(table)
@@ -56,7 +49,7 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     finite = bool(np.isfinite(r_hats).all() and np.isfinite(ess).all())
     worst = float(np.max(r_hats)) if finite else float("nan")
     least = float(np.min(ess)) if finite else float("nan")
-    if _converged(table):
+    if converged(table):
         print(f"CONVERGED: max R-hat {worst:.4f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
         return
     shown = ", ".join(
@@ -131,7 +124,7 @@ def describe_free(resolved: dict[str, Any]) -> str:
 
 
 def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10) -> None:
-    from pyro_mlm.report.diagnostics import MIN_DRAWS
+    from pyro_mlm.report.diagnostics import MIN_DRAWS, converged
 
     state = "finished" if result.completed else "INTERRUPTED"
     print(
@@ -174,7 +167,7 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
                     "  convergence was not assessed (too few draws): these frequencies are "
                     "not yet posterior probabilities"
                 )
-            elif not _converged(result.summary):
+            elif not converged(result.summary):
                 print(
                     "  the run has NOT CONVERGED: these frequencies are not yet posterior "
                     "probabilities (the intervals assume chains that have mixed)"
