@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'ESS':>6} {'s':>6}")  # fmt: skip
     diversity = {}
     for name, res in results.items():
-        tokens = res["idata"].posterior["tokens"].values.reshape(-1, len(ids))
+        tokens = res["idata"]["sequences"]["tokens"].values.reshape(-1, len(ids))
         cdrs = collections.Counter(cdr(row) for row in tokens)
         diversity[name] = cdrs
         table = summary(res["idata"])

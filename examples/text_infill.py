@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     mcmc.run()
     idata = to_inference_data(mcmc)
-    tokens = torch.as_tensor(idata.posterior["tokens"].values).reshape(-1, len(ids))
+    tokens = torch.as_tensor(idata["sequences"]["tokens"].values).reshape(-1, len(ids))
     energies = idata.posterior["energy"].values.reshape(-1)
     counts = collections.Counter(mlm.decode(row) for row in tokens)
     best = {}

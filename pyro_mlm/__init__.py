@@ -30,6 +30,7 @@ _EXPORTS = {
     "Target": "pyro_mlm.target",
     "Vocabulary": "pyro_mlm.models.vocabulary",
     "mlm_model": "pyro_mlm.pyro.potential",
+    "get_tokens": "pyro_mlm.pyro.conversion",
     "parse_free": "pyro_mlm.design.sites",
     "plot_energy_trace": "pyro_mlm.report.plots",
     "potential_fn": "pyro_mlm.pyro.potential",
@@ -50,6 +51,7 @@ __all__ = [
     "SamplerKernel",
     "Target",
     "Vocabulary",
+    "get_tokens",
     "mlm_model",
     "parse_free",
     "plot_energy_trace",
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
     from pyro_mlm.energy import Evaluation, MLMEnergy
     from pyro_mlm.models import MaskedLM
     from pyro_mlm.models.vocabulary import Vocabulary
-    from pyro_mlm.pyro.conversion import to_inference_data
+    from pyro_mlm.pyro.conversion import get_tokens, to_inference_data
     from pyro_mlm.pyro.kernel import SamplerKernel
     from pyro_mlm.pyro.masked import MaskedGibbs, MaskedMH
     from pyro_mlm.pyro.potential import MaskedUniformTokens, mlm_model, potential_fn

@@ -93,8 +93,8 @@ def optimize(args: argparse.Namespace) -> int:
         "(an optimiser's output, not samples from a distribution):"
     )
     region = mask[0].cpu()
-    rows = []
-    for rank, f in enumerate(found[: args.top], start=1):
+    rows = []  # every distinct sequence visited, ranked (--out); --top of them printed
+    for rank, f in enumerate(found, start=1):
         ids = torch.tensor(f.tokens)
         rows.append(
             {
@@ -106,11 +106,12 @@ def optimize(args: argparse.Namespace) -> int:
                 "sequence": mlm.decode(ids),
             }
         )
-        print(f"  {rank:>3}  {f.energy:9.3f}  {rows[-1]['free_region']}")
+        if rank <= args.top:
+            print(f"  {rank:>3}  {f.energy:9.3f}  {rows[-1]['free_region']}")
     if args.out:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        print(f"wrote {args.out}", file=sys.stderr)
+        print(f"wrote {args.out}: all {len(rows)} distinct sequences, ranked", file=sys.stderr)
     return 0

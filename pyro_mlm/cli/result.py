@@ -65,7 +65,7 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     if result.sampling_seconds:
         per_sweep = result.sampling_seconds / result.draws
         try:
-            more, minutes = plan(table, result.draws, per_sweep)
+            more, minutes = plan(table, result.draws, per_sweep, chains=spec.chains)
         except ValueError as err:
             print(f"  {err}")
         else:
@@ -88,13 +88,18 @@ def _ran(route: str, spec: RunSpec) -> bool:
     )
 
 
-def format_table(table: Any) -> str:
+def format_table(table: Any, draws: int | None = None) -> str:
     """The diagnostics table as printed: R-hat to 4 decimals (the verdict's bar is 1.01, so
     1.0099 and 1.0101 must print apart), ESS whole, everything else to 4 significant digits.
-    The values themselves (summary.csv, the verdict) are never rounded."""
+    With the run's total ``draws`` (chains x draws per chain), an ESS above them is marked
+    ``*`` and a line under the table says so. The values themselves (summary.csv, the
+    verdict) are never rounded."""
 
     def number(value: float, spec: str) -> str:
-        return "nan" if value != value else format(value, spec)
+        if value != value:
+            return "nan"
+        text = format(value, spec)
+        return text + "*" if spec == ".0f" and draws and value > draws else text
 
     def spec(column: str) -> str:
         if column == "r_hat":
@@ -102,7 +107,14 @@ def format_table(table: Any) -> str:
         return ".0f" if column in ("ess_bulk", "ess_tail") else ".4g"
 
     formatters = {c: functools.partial(number, spec=spec(c)) for c in table.columns}
-    return str(table.to_string(formatters=formatters))
+    text = str(table.to_string(formatters=formatters))
+    if draws and "*" in text:
+        text += (
+            f"\n* an ESS above the run's {draws} draws: ArviZ's estimate exceeds the draws "
+            "when they are anticorrelated or the run is short; read it as at most the draws "
+            "(the plan below does)"
+        )
+    return text
 
 
 def describe_free(resolved: dict[str, Any]) -> str:
@@ -129,8 +141,8 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
     state = "finished" if result.completed else "INTERRUPTED"
     print(
         f"\n{state}: {result.draws} draws per chain x {spec.chains} chains "
-        f"({result.seconds:.1f} s this session); acceptance rate "
-        f"{result.acceptance_rate:.3f}, novel acceptance rate {result.novel_rate:.3f}"
+        f"({result.seconds:.1f} s this session); acceptance_rate "
+        f"{result.acceptance_rate:.3f}, novel_rate {result.novel_rate:.3f}"
     )
     if spec.resolved_free:
         print(f"free positions: {describe_free(spec.resolved_free)}")
@@ -143,7 +155,7 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
             )
         else:
             print("\nconvergence (R-hat near 1 and large ESS are good):")
-            print(format_table(result.summary))
+            print(format_table(result.summary, result.draws * spec.chains))
             _print_plan(result, spec, directory)
         if result.diversity:
             print("\ndiversity: " + ", ".join(f"{k} {v:.3g}" for k, v in result.diversity.items()))
@@ -154,7 +166,10 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
             )
             if result.start_energy is not None:
                 print(f"  the start (chain 0) has energy {result.start_energy:.2f} on this scale")
-            head = f"{'freq [95%]':>20} {'energy':>8} {'mut':>4}  mutations"
+            from pyro_mlm.report.marginals import numbering_name
+
+            scheme = numbering_name(spec.resolved_free)
+            head = f"{'freq [95%]':>20} {'energy':>8} {'mut':>4}  mutations ({scheme} numbers)"
             print(f"  {'rank':>4} {'free region':<24} {head}")
             for rank, d in enumerate(result.designs[:top], 1):
                 interval = f"{d.frequency:.3f} [{d.frequency_low:.3f}, {d.frequency_high:.3f}]"

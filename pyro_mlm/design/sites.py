@@ -137,6 +137,28 @@ def label_free(
     return {"positions": positions, "labels": labels, "regions": regions, "how": how}
 
 
+def numbering_of(
+    spec: str, mlm: Vocabulary, numbering: str = "imgt"
+) -> Callable[[torch.Tensor], tuple[str, dict[int, str]]]:
+    """The run's numbering of a whole sequence, for messages that name positions: ids
+    ``[L]`` -> (the scheme's name, token index -> label). Where ``--free`` names numbered
+    regions and ANARCI numbers the chain, the scheme's labels (``("IMGT", {i: "111A"})``;
+    positions it leaves unnumbered keep their residue numbers); otherwise residue numbers
+    (``("residues", {})``), which is what ``--free`` ranges use."""
+
+    def number(tokens: torch.Tensor) -> tuple[str, dict[int, str]]:
+        from pyro_mlm.design.numbering import anarci_available, numbered_residues
+
+        if not (_has_regions(spec.strip()) and mlm.split is list and anarci_available()):
+            return "residues", {}
+        _, residues = numbered_residues(mlm.decode(tokens), numbering)
+        at = {int(r) - 1: t for t, r in enumerate(mlm.residue_numbers(tokens).tolist()) if r}
+        labels = {at[i]: f"{num}{code}" for i, num, code in residues if i in at}
+        return numbering.upper() if numbering == "imgt" else numbering.capitalize(), labels
+
+    return number
+
+
 def _has_regions(text: str) -> bool:
     from pyro_mlm.design.numbering import REGIONS
 

@@ -30,7 +30,7 @@ The command line builds them by name from :data:`EXPERTS`: ``--expert NAME`` or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -80,8 +80,16 @@ def build_expert(spec: str, context: Context) -> Expert:
     return EXPERTS[name].build(context, **options)
 
 
-def check_start(experts: Sequence[Any], tokens: torch.Tensor, vocabulary: Vocabulary) -> None:
-    """Refuse a start ``[C, L]`` that a hard expert forbids, naming the expert and chain."""
+def check_start(
+    experts: Sequence[Any],
+    tokens: torch.Tensor,
+    vocabulary: Vocabulary,
+    numbering: Callable[[torch.Tensor], tuple[str, dict[int, str]]] | None = None,
+) -> None:
+    """Refuse a start ``[C, L]`` that a hard expert forbids, naming the expert and chain,
+    and what it holds where: in the run's numbering when ``numbering`` (a sequence's ids
+    ``[L]`` -> its scheme's name and token index -> label, e.g. ``("IMGT", {...})``) is
+    given, else in residue numbers."""
     from pyro_mlm.models.vocabulary import short
 
     for expert in experts:
@@ -92,7 +100,13 @@ def check_start(experts: Sequence[Any], tokens: torch.Tensor, vocabulary: Vocabu
             chain = int(bad[0])
             detail = ""
             if isinstance(expert, Forbid):
-                detail = f" (it holds {', '.join(expert.matches(tokens[chain].tolist()))})"
+                row = tokens[chain]
+                scheme, labels = ("residues", {}) if numbering is None else numbering(row)
+                numbers = vocabulary.residue_numbers(row).tolist()
+
+                named = {i: labels.get(i, str(n)) for i, n in enumerate(numbers)}
+                held = expert.matches(row.tolist(), named.__getitem__, scheme)
+                detail = f" (it holds {', '.join(held)})"
             raise ValueError(
                 f"the start of chain {chain}, {short(vocabulary.decode(tokens[chain]), 60)!r}, "
                 f"violates the constraint {expert.describe()}{detail}; start from a sequence "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -145,11 +145,16 @@ class Forbid(Expert):
         self.free = None if free is None else free.cpu().tolist()
         self.region = region if free is not None else None  # a region whose length varies
 
-    def matches(self, row: Sequence[int]) -> list[str]:
-        """What a sequence of ids holds that is forbidden, e.g. ``["'NG' at 55-56"]``
-        (1-based character positions)."""
+    def matches(
+        self, row: Sequence[int], label: Callable[[int], str] | None = None, scheme: str = ""
+    ) -> list[str]:
+        """What a sequence of ids holds that is forbidden, e.g. ``["'NG' at 55-56"]``: with
+        ``label`` (token index -> the run's position label) and its ``scheme`` name, the
+        labels of the first and last token of the match (``"'DG' at IMGT 110-111"``);
+        without, 1-based character positions."""
         pieces: list[str] = []
         spans: list[tuple[int, int]] = []
+        owner: list[int] = []  # the token index of each character
         at = 0
         free = self.free
         if self.region is not None:
@@ -161,17 +166,24 @@ class Forbid(Expert):
                 continue
             if pieces and self.text.sep:
                 at += len(self.text.sep)
+                owner += [i] * len(self.text.sep)
             pieces.append(piece)
             if free is None or free[i]:
                 spans.append((at, at + len(piece)))
             at += len(piece)
+            owner += [i] * len(piece)
         text = self.text.sep.join(pieces)
         found = []
         for compiled in self.compiled:
             for match in compiled.finditer(text):
                 lo, hi = match.start(1), match.end(1)
                 if any(a < max(hi, lo + 1) and lo < b for a, b in spans):
-                    found.append(f"{match.group(1)[:20]!r} at {lo + 1}-{hi}")
+                    if label is None or hi <= lo:
+                        where = f"{lo + 1}-{hi}"
+                    else:
+                        first, last = label(owner[lo]), label(owner[hi - 1])
+                        where = f"{scheme + ' ' if scheme else ''}{first}-{last}"
+                    found.append(f"{match.group(1)[:20]!r} at {where}")
                     break
         return found
 

@@ -18,7 +18,39 @@ import torch
 
 from pyro_mlm.pyro.kernel import SamplerKernel
 from pyro_mlm.pyro.parallel import ChainsFirst
+from pyro_mlm.pyro.records import RECORDS_KEY
 from pyro_mlm.report.diagnostics import inference_data_from_draws, log_density
+
+
+def _finished(mcmc: Any) -> list[Any]:
+    """Each Pyro chain's :class:`~pyro_mlm.pyro.records.SweepRecords` of a finished run."""
+    if not isinstance(getattr(mcmc, "kernel", None), SamplerKernel):
+        raise TypeError(
+            "expected a pyro.infer.MCMC that ran a pyro_mlm kernel "
+            "(MaskedMH or MaskedGibbs, or any SamplerKernel), "
+            f"got {type(mcmc).__name__}"
+        )
+    diags = getattr(mcmc, "_diagnostics", None)
+    if not diags or any(d is None for d in diags) or mcmc._samples is None:
+        raise ValueError("the MCMC has no samples yet: call mcmc.run() first")
+    return [d[RECORDS_KEY] for d in diags]
+
+
+def _by_chain(records: list[Any], key: str) -> torch.Tensor:
+    """``[P * C, draws, ...]`` of a record ``[draws, C, ...]`` of each of ``P`` Pyro chains
+    (Pyro chain ``p``'s vectorised chain ``c`` at ``p * C + c``, as the sites' fold)."""
+    return torch.cat([r[key].transpose(0, 1) for r in records])
+
+
+def get_tokens(mcmc: Any, group_by_chain: bool = False) -> torch.Tensor:
+    """The token ids of every kept draw of a finished ``pyro.infer.MCMC`` run of a pyro_mlm
+    kernel, as ``get_samples`` would give a ``tokens`` site: long ``[chains * draws, L]``,
+    or ``[chains, draws, L]`` with ``group_by_chain`` (decode a row with ``mlm.decode``).
+
+    The kernel keeps them out of Pyro's saved sites, so that ``MCMC.summary()`` and
+    ``MCMC.diagnostics()`` show the chain's summaries rather than a row per position."""
+    tokens = _by_chain(_finished(mcmc), "tokens").long()
+    return tokens if group_by_chain else tokens.reshape(-1, tokens.shape[-1])
 
 
 def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
@@ -27,30 +59,12 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
     Chains are pyro's chains times the kernel's vectorised chains (pyro chain ``p``,
     vectorised chain ``c`` becomes chain ``p * C + c``).
     """
-    if not isinstance(getattr(mcmc, "kernel", None), SamplerKernel):
-        raise TypeError(
-            "to_inference_data expects a pyro.infer.MCMC that ran a pyro_mlm kernel "
-            "(MaskedMH or MaskedGibbs, or any SamplerKernel), "
-            f"got {type(mcmc).__name__}"
-        )
-    diags = getattr(mcmc, "_diagnostics", None)
-    if not diags or any(d is None for d in diags) or mcmc._samples is None:
-        raise ValueError("the MCMC has no samples yet: call mcmc.run() first")
+    records = _finished(mcmc)
     samples = mcmc.get_samples(group_by_chain=True)  # [P * C, S, ...]; folded if MCMC's
-    fold = {"tokens": ChainsFirst(1), "energy": ChainsFirst(0), "hamming": ChainsFirst(0)}
-    if "length" in samples:  # a variable-length region (lengths=): the region's length
-        fold["length"] = ChainsFirst(0)
+    fold = {k: ChainsFirst(0) for k in ("energy", "hamming", "length") if k in samples}
     site = {k: f.inv(samples[k]) for k, f in fold.items()}  # transforms= replaced ours
-    tokens = site["tokens"].long()
-    chains, draws, _ = tokens.shape
-    per_pyro_chain = chains // len(diags)
-
-    def stacked(key: str) -> np.ndarray:
-        shape = diags[0][key].shape[2:]  # () or a vector statistic's (n,)
-        rows = [d[key].reshape(draws, per_pyro_chain, *shape).transpose(0, 1) for d in diags]
-        return torch.cat(rows).double().numpy()  # [C, S, ...]
-
-    temperature = float(diags[0]["temperature"])
+    tokens = get_tokens(mcmc, group_by_chain=True)
+    temperature = float(mcmc._diagnostics[0]["temperature"])
     energy = site["energy"].numpy()
     mlm = mcmc.kernel.energy.mlm
     sequence = np.array([[mlm.decode(row) for row in chain] for chain in tokens], dtype=object)
@@ -62,9 +76,7 @@ def draws_by_chain(mcmc: Any) -> dict[str, np.ndarray]:
         **({"length": site["length"].numpy()} if "length" in site else {}),
         "lp": log_density(energy, temperature),
         **{  # every per-sweep record of the kernel: its sampler's info fields and seconds
-            k: stacked(k)
-            for k, v in diags[0].items()
-            if isinstance(v, torch.Tensor) and k != "initial_tokens" and v.numel()
+            k: _by_chain(records, k).double().numpy() for k in records[0] if k != "tokens"
         },
     }
 

@@ -31,6 +31,7 @@ from pyro_mlm.pyro.parallel import (
     pyro_worker_index,
 )
 from pyro_mlm.pyro.potential import ExtraPotential, mlm_model
+from pyro_mlm.pyro.records import RECORDS_KEY, SUMMARY_SITES, SweepRecords
 from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
 from pyro_mlm.samplers.chain import Chain
 from pyro_mlm.samplers.indel import padded_start
@@ -133,6 +134,8 @@ class SamplerKernel(MCMCKernel):
             "hamming": ChainsFirst(event_dim=0),
             **({"length": ChainsFirst(event_dim=0)} if self.lengths else {}),
         }
+        # Pyro's option: the sites MCMC keeps (the tokens travel in diagnostics' records)
+        self.save_params = [*SUMMARY_SITES, *(["length"] if self.lengths else [])]
         self.model: Any = None
         self.sampler: SweepSampler | None = None
         self.last_sweep: SweepInfo | None = None
@@ -228,6 +231,7 @@ class SamplerKernel(MCMCKernel):
             )
             for name, value in info._asdict().items():
                 self._records.setdefault(name, []).append(value.cpu())
+            self._records.setdefault("tokens", []).append(chain.tokens.cpu())
         return self._sites()
 
     def logging(self) -> OrderedDict[str, str]:
@@ -236,26 +240,18 @@ class SamplerKernel(MCMCKernel):
         return OrderedDict(self.chain.progress(self.last_sweep))
 
     def diagnostics(self) -> dict[str, Any]:
-        """Acceptance rates after warm-up, ``divergences: []`` and the per-draw records.
-
-        No record is named like a sample site (``energy``, ``length``): ``MCMC.diagnostics()``
-        would let it hide the site's R-hat, and the site holds the same values.
-
-        Records are tensors ``[draws, C]``: every field of the sampler's sweep info
-        (``accept_prob``, ``acceptance_rate``, ``is_novel``, ``rows``, ...), and
-        ``seconds``, the sweep's wall time.
-        """
+        """Acceptance rates after warm-up, ``divergences: []``, the temperature and, under
+        ``"draws"``, the kept draws' :class:`~pyro_mlm.pyro.records.SweepRecords` (token
+        ids, every field of the sampler's sweep info and the sweep's wall time ``seconds``,
+        as ``[draws, C, ...]`` tensors), which ``MCMC.diagnostics()`` prints as one line."""
         accepted, novel = self.chain.rates() if self.chain is not None else self._rates
-        records = {k: torch.stack(v) for k, v in self._records.items() if k not in self.transforms}
-        for name in ("seconds", *SweepInfo._fields):
-            records.setdefault(name, torch.empty(0))
+        initial = self._initial.cpu() if self._initial is not None else None
         return {
             "divergences": [],
             "acceptance rate": accepted,
             "novel acceptance rate": novel,
-            "initial_tokens": self._initial.cpu() if self._initial is not None else None,
             "temperature": self.target.temperature,
-            **records,
+            RECORDS_KEY: SweepRecords.stacked(self._records, initial),
         }
 
     def cleanup(self) -> None:

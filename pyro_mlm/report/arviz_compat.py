@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-GROUPS = ("posterior", "sample_stats", "constant_data")
+GROUPS = ("posterior", "sample_stats", "constant_data", "sequences")
 TAIL_PROB = (0.05, 0.95)  # ArviZ 0.x's tail-ESS quantiles; 1.x's default is 0.11 and 0.89
 
 
@@ -59,13 +59,16 @@ def build(
 ) -> Any:
     """The installed line's object from arrays ``[chain, draw, ...]`` per group.
 
-    ``groups`` maps a group name (``posterior``, ``sample_stats``, ``constant_data``) to
-    its variables; ``dims`` names each variable's dimensions after ``(chain, draw)`` (all
-    of them for ``constant_data``); ``posterior_coords`` are extra coordinates of the
-    posterior (e.g. the decoded sequence over ``(chain, draw)``).
+    ``groups`` maps a group name (``posterior``, ``sample_stats``, ``constant_data``, and
+    ``sequences``: ours, which ArviZ's defaults never read) to its variables; ``dims``
+    names each variable's dimensions after ``(chain, draw)`` (all of them for
+    ``constant_data``); ``posterior_coords`` are extra coordinates of the posterior and of
+    ``sequences`` (e.g. the decoded sequence over ``(chain, draw)``).
     """
+    import xarray as xr
+
     az = arviz()
-    given = {k: v for k, v in groups.items() if v}
+    given = {k: v for k, v in groups.items() if v and k != "sequences"}
     with warnings.catch_warnings():
         # a short run (fewer draws than chains) is valid; ArviZ suspects a transposed array
         warnings.filterwarnings("ignore", message="More chains", category=UserWarning)  # 0.x
@@ -74,12 +77,22 @@ def build(
             data = az.from_dict(given, dims=dims)
         else:
             data = az.from_dict(**given, dims=dims)
+    posterior = dataset(data, "posterior")
     if posterior_coords:
-        posterior = dataset(data, "posterior").assign_coords(posterior_coords)
+        posterior = posterior.assign_coords(posterior_coords)
         if line() >= 1:
             data["posterior"] = posterior
         else:
             data.posterior = posterior
+    if groups.get("sequences"):
+        extra = xr.Dataset(
+            {k: (("chain", "draw", *dims.get(k, [])), v) for k, v in groups["sequences"].items()},
+            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values},
+        ).assign_coords(posterior_coords or {})
+        if line() >= 1:
+            data["sequences"] = xr.DataTree(extra)
+        else:
+            data.add_groups({"sequences": extra})
     return data
 
 

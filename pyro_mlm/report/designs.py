@@ -205,20 +205,25 @@ def region_groups(
     return " / ".join(vocab.region_text(g) for g in groups)
 
 
-def write_designs(designs: Sequence[Design], csv_path: str, fasta_path: str) -> None:
+def write_designs(
+    designs: Sequence[Design], csv_path: str, fasta_path: str, numbering: str = "residue"
+) -> None:
     """``designs.csv`` and ``designs.fasta``."""
-    write_designs_csv(designs, csv_path)
+    write_designs_csv(designs, csv_path, numbering)
     write_designs_fasta(designs, fasta_path)
 
 
-def write_designs_csv(designs: Sequence[Design], csv_path: str) -> None:
-    """``designs.csv``: one row per design, one column per soft expert's energy."""
+def write_designs_csv(designs: Sequence[Design], csv_path: str, numbering: str = "residue") -> None:
+    """``designs.csv``: one row per design, one column per soft expert's energy. The
+    mutations' column names their numbering once (``mutations_imgt``, ``mutations_kabat``
+    or ``mutations_residue``: :func:`~pyro_mlm.report.marginals.numbering_name`)."""
     names = sorted({k for d in designs for k in d.experts})
     lengths = any(d.length is not None for d in designs)  # a run over variable lengths
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(
-            ["rank", "sequence", "free_region", *(["length"] if lengths else []), "mutations",
+            ["rank", "sequence", "free_region", *(["length"] if lengths else []),
+             f"mutations_{numbering}",
              "count", "frequency", "frequency_low", "frequency_high", "ess", "first_chain",
              "first_draw", "energy", "hamming_to_start", *names]
         )  # fmt: skip

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 
 from pyro_mlm.report import arviz_compat
+from pyro_mlm.samplers.statistics import NOT_READ, sweep_statistics
 
 SUMMARY_VARS = ("energy", "hamming")
 TEXT_VARS = ("sequence", "free_region")  # per-draw strings: posterior coordinates
-POSTERIOR_VARS = ("tokens", "energy", "hamming")
+POSTERIOR_VARS = ("energy", "hamming")  # the token ids are in the sequences group
 # posterior variables of some runs: the region's length where it varies (--lengths)
 OPTIONAL_POSTERIOR_VARS = ("length",)
-# per-sweep statistics that are not summary rows: the cost (its own columns), the log
-# density, and the acceptance rates the command prints
-NOT_SUMMARY_STATS = ("lp", "rows", "seconds", "acceptance_rate", "is_novel", "accept_prob")
+# per-sweep statistics that are not summary rows (the cost has its own columns)
+NOT_SUMMARY_STATS = NOT_READ
 MIN_DRAWS = 4  # ArviZ's R-hat and ESS need at least 4 draws per chain
 
 
@@ -42,11 +42,14 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
     per-draw arrays ``[chain, draw, ...]``, with the same groups, variables and coordinates
     on both lines (:mod:`pyro_mlm.report.arviz_compat`).
 
-    ``data`` holds ``tokens``, ``energy`` and ``hamming`` (the numeric posterior
-    variables, stored as float64: token ids stay exact, and ArviZ's rank plot, which
-    fails on an integer variable that never changes such as a special token's id,
-    ranks them as it ranks any float) and any of ``sequence`` and ``free_region``
-    (strings); every other array is a per-sweep statistic and goes to ``sample_stats``
+    ``data`` holds ``tokens``, ``energy`` and ``hamming`` and any of ``length``,
+    ``sequence`` and ``free_region`` (strings). The posterior holds the chain's summaries
+    (``energy``, ``hamming``, ``length``: float64), so ArviZ's defaults (``az.summary``,
+    ``az.plot_trace``, ``az.plot_rank``) show a few rows and panels; the token ids
+    ``[chain, draw, position]`` (int64) are the ``tokens`` variable of a ``sequences``
+    group, one call away (``idata["sequences"]["tokens"]``, :func:`tokens_of`), which
+    ArviZ's defaults do not read. Every other array is a per-sweep statistic and goes to
+    ``sample_stats``
     (``lp``, ``acceptance_rate``, ``is_novel``, ``accept_prob``, ``rows``, ``seconds`` and
     whatever the sampler records: ``swap_rate``, ``regenerations``, ...), as
     :func:`pyro_mlm.pyro.conversion.draws_by_chain` returns
@@ -63,17 +66,26 @@ def inference_data_from_draws(data: dict[str, np.ndarray], residue: Any = None) 
         raise ValueError(f"draws lack {sorted(missing)}")
     names = POSTERIOR_VARS + tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in data)
     posterior = {k: np.asarray(data[k], dtype=np.float64) for k in names}
-    stats = {k: np.asarray(v) for k, v in data.items() if k not in names + TEXT_VARS}
+    sequences = {"tokens": np.asarray(data["tokens"], dtype=np.int64)}
+    stats = {k: np.asarray(v) for k, v in data.items() if k not in (*names, *TEXT_VARS, "tokens")}
     constant = {} if residue is None else {"residue": np.asarray(residue, dtype=np.int64)}
     # fixed-width unicode, which netCDF stores without pickling
     text: dict[str, tuple[Any, np.ndarray]] = {
         k: (("chain", "draw"), np.asarray(data[k]).astype(str)) for k in TEXT_VARS if k in data
     }
     return arviz_compat.build(
-        {"posterior": posterior, "sample_stats": stats, "constant_data": constant},
+        {"posterior": posterior, "sample_stats": stats, "constant_data": constant,
+         "sequences": sequences},
         dims={"tokens": ["position"], "residue": ["position"]},
         posterior_coords=text,
-    )
+    )  # fmt: skip
+
+
+def tokens_of(idata: Any) -> np.ndarray:
+    """The token ids ``[chain, draw, position]`` of ``idata`` (int64): its ``sequences``
+    group, or its posterior where a file written before 0.3 holds them."""
+    group = "sequences" if arviz_compat.has_group(idata, "sequences") else "posterior"
+    return np.asarray(arviz_compat.dataset(idata, group)["tokens"]).astype(np.int64)
 
 
 def summary(
@@ -92,11 +104,13 @@ def summary(
     1000 masked rows of the kept draws, and with their wall time (``seconds`` per draw
     in ``sample_stats``, or the total ``seconds`` given) the bulk ESS per minute: the
     numbers to compare samplers by. Every other per-sweep statistic a sampler records has
-    a row holding its mean over chains and draws (``name[i]`` for each entry of a vector
-    statistic: ``swap_rate[0]`` is the swap rate of replicas 0 and 1), e.g.
-    ``regenerations``, ``regen_accepted``, ``regen_temperature``. With fewer than ``MIN_DRAWS`` (4)
-    draws per chain, MCSE, ESS and R-hat cannot be computed and are NaN (the caller
-    says why: see :func:`draws_per_chain`).
+    a row in the ``mean`` column, named and computed as on the progress line
+    (:func:`pyro_mlm.samplers.statistics.sweep_statistics`): a rate or value's mean over
+    chains and draws (``acceptance_rate``, ``novel_rate``, ``swap_rate[i]`` for replicas i
+    and i+1, ``regen_temperature``), a declared ratio of counts as the ratio of their totals
+    (``regen_acceptance``) with the counts per sweep (``regenerations_per_sweep``). With
+    fewer than ``MIN_DRAWS`` (4) draws per chain, MCSE, ESS and R-hat cannot be computed
+    and are NaN (the caller says why: see :func:`draws_per_chain`).
     """
     posterior = arviz_compat.dataset(idata, "posterior")
     extra = tuple(k for k in OPTIONAL_POSTERIOR_VARS if k in posterior and k not in var_names)
@@ -113,20 +127,15 @@ def summary(
         seconds = float(np.asarray(stats["seconds"]).mean(axis=0).sum())  # shared by chains
     if seconds:
         table["ess_per_min"] = table["ess_bulk"] / (seconds / 60)
-    names = [] if stats is None else list(stats.data_vars)
-    for name in names:
-        if name in NOT_SUMMARY_STATS:
-            continue
-        assert stats is not None
-        values = np.asarray(stats[name], dtype=np.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (e.g. during warm-up)
-            if values.ndim <= 2:
-                table.loc[name, "mean"] = float(np.nanmean(values))
-            else:
-                flat = values.reshape(-1, values.shape[-1])
-                for i, value in enumerate(np.nanmean(flat, axis=0)):
-                    table.loc[f"{name}[{i}]", "mean"] = float(value)
+    if stats is not None:
+        totals = {
+            name: np.asarray(stats[name], dtype=np.float64).sum(axis=(0, 1))
+            for name in stats.data_vars
+            if name not in NOT_SUMMARY_STATS and name not in table.index
+        }
+        chain_sweeps = int(stats.sizes["chain"]) * int(stats.sizes["draw"])
+        for name, value in sweep_statistics(totals, chain_sweeps).items():
+            table.loc[name, "mean"] = value
     return table
 
 
@@ -152,17 +161,21 @@ def plan(
     table: Any,
     draws: int,
     seconds_per_sweep: float,
-    r_hat: float = 1.01,
-    ess: float = 400.0,
+    r_hat: float = R_HAT_BAR,
+    ess: float = ESS_BAR,
+    chains: int = 1,
 ) -> tuple[int, float]:
     """Estimated further sweeps (and minutes) to reach ``r_hat`` and bulk ``ess``.
 
     Assumes the chains keep mixing at the measured rate: ESS grows in proportion to
     the draws, and R-hat - 1 shrinks like 1 / draws. A chain stuck in one mode breaks
-    both assumptions, so the estimate is a lower bound to check, not a promise.
+    both assumptions, so the estimate is a lower bound to check, not a promise. An ESS
+    above the ``chains x draws`` draws (ArviZ's estimate exceeds them for anticorrelated
+    draws, and short runs overestimate) is counted as the draws: the plan never
+    extrapolates from more effective draws than there are draws.
     Returns ``(more_sweeps, minutes)``; ``(0, 0.0)`` when both targets are met.
     """
-    worst_ess = float(table.loc[judged(table), "ess_bulk"].min())
+    worst_ess = min(float(table.loc[judged(table), "ess_bulk"].min()), float(draws * chains))
     worst_rhat = float(table.loc[judged(table), "r_hat"].max())
     if not (worst_ess > 0 and np.isfinite(worst_rhat)):
         raise ValueError("R-hat or ESS is not finite (a chain never moved): no estimate")

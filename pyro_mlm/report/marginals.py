@@ -75,17 +75,27 @@ def write_marginals(
 ) -> None:
     """``marginals.csv``: position (1-based residue), its label and region in the run's
     numbering (``labels``, :func:`pyro_mlm.design.sites.label_free`; the residue number and no
-    region without one), start token, entropy (bits), one column per token."""
+    region without one), start token, entropy (bits), one column per token. The label's
+    column names its numbering once: ``label_imgt``, ``label_kabat`` or ``label_residue``."""
     entropy = entropy_bits(freq)
     names, regions = _position_labels(numbers, labels)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
-        out.writerow(["position", "label", "region", "start", "entropy_bits", *letters])
+        label = f"label_{numbering_name(labels)}"
+        out.writerow(["position", label, "region", "start", "entropy_bits", *letters])
         for j, number in enumerate(numbers):
             out.writerow(
                 [number, names[j], regions[j], start[j] if j < len(start) else "",
                  f"{entropy[j]:.4f}", *(f"{f:.6g}" for f in freq[j])]
             )  # fmt: skip
+
+
+def numbering_name(labels: dict[str, Any] | None) -> str:
+    """The numbering a run's position labels are in, for column names: ``imgt`` or
+    ``kabat`` (ANARCI numbered the chain), else ``residue`` (1-based residue numbers: no
+    ANARCI, a CDR-H3 found from its motifs, or ranges)."""
+    how = str((labels or {}).get("how", "positions"))
+    return how.split("-", 1)[1] if how.startswith("anarci-") else "residue"
 
 
 def _position_labels(
@@ -121,6 +131,9 @@ def plot_logo(
     frame = frame.loc[:, frame.sum(axis=0) > 0] if frame.to_numpy().sum() else frame
     empty = frame.sum(axis=1) < 1e-9  # a slot that was always a gap: no residue to draw
     frame.loc[empty, :] = 1.0 / frame.shape[1]  # uniform: zero bits, nothing drawn
+    # a slot that is sometimes a gap: its residues given that it holds one (the gap's share
+    # is written above it); logomaker would renormalise the row and print that it did
+    frame = frame.div(frame.sum(axis=1), axis=0)
     info = logomaker.transform_matrix(frame, from_type="probability", to_type="information")
     width = max(4.0, 0.45 * len(numbers) + 1.5)
     fig, ax = plt.subplots(figsize=(width, 2.8), constrained_layout=True)

@@ -93,8 +93,9 @@ def _rank(report: Report) -> None:
 
 def _designs_csv(report: Report) -> None:
     from pyro_mlm.report.designs import write_designs_csv
+    from pyro_mlm.report.marginals import numbering_name
 
-    write_designs_csv(report.designs, report.path("designs.csv"))
+    write_designs_csv(report.designs, report.path("designs.csv"), numbering_name(report.labels))
 
 
 def _designs_fasta(report: Report) -> None:
@@ -133,9 +134,11 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "posterior.nc",
         "the draws for ArviZ, netCDF-4 groups that both ArviZ lines read (`az.from_netcdf`: "
         "InferenceData on ArviZ 0.x, DataTree on 1.x; `az.summary`, `az.rhat`, `az.ess`, "
-        "`az.plot_trace`, `az.plot_rank` work on it with their defaults): posterior variables "
-        "`energy`, `hamming` and `tokens` (float64, exact ids), per chain and draw; the "
-        "decoded `sequence` and the `free_region` text are coordinates over (chain, draw), so "
+        "`az.plot_trace`, `az.plot_rank` work on it with their defaults and show a row and a "
+        "panel per summary): posterior variables `energy`, `hamming` (and `length` under "
+        "`--lengths`), per chain and draw; the token ids (int64) in the `sequences` group, "
+        'which ArviZ\'s defaults skip (`idata["sequences"]["tokens"]`); the decoded `sequence` '
+        "and the `free_region` text are coordinates over (chain, draw), so "
         "ArviZ does not compute on them; `constant_data.residue` numbers the `position` axis "
         "like `--free` (1-based over residues or words, 0 at special tokens); `sample_stats` "
         "holds every per-sweep statistic",
@@ -145,9 +148,11 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "summary.csv",
         "the diagnostics table: mean, sd, 94% HDI, MCSE, bulk and tail ESS and R-hat of the "
         "energy and the Hamming distance (R-hat and ESS need at least 4 draws per chain; with "
-        "fewer the command says so), ESS per 1000 rows and per minute; a row with the mean of "
-        "each of the sampler's own per-sweep statistics (e.g. `swap_rate[0]`, "
-        "`regenerations`)",
+        "fewer the command says so), ESS per 1000 rows and per minute; then, in the `mean` "
+        "column, each per-sweep statistic under the progress line's name and value: "
+        "`acceptance_rate`, `novel_rate`, the sampler's own (`swap_rate[0]`, "
+        "`regen_acceptance` = accepted regenerations / regenerations, with "
+        "`regenerations_per_sweep`)",
         _summary,
     ),
     Artifact(
@@ -161,7 +166,9 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "designs.csv",
         "the distinct sequences drawn after warm-up, most frequent first (energy breaks ties): "
         "free-region text (CDR by CDR with `--free cdrs`), the mutations against the start "
-        "(`S105A;W107D`, in the run's numbering), count, frequency (the posterior estimate) "
+        "(`S105A;W107D`, in the run's numbering, which the column's name gives once: "
+        "`mutations_imgt`, `mutations_kabat`, or `mutations_residue` for residue numbers), "
+        "count, frequency (the posterior estimate) "
         "with a 95% interval (`frequency_low`, `frequency_high`: Wilson's interval with the "
         "draws replaced by the ESS of the design's indicator, `ess`; each chain counts as one "
         "draw where that ESS cannot be computed), first chain and draw that saw it, mean "
@@ -172,7 +179,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(
         "marginals.csv",
         "per free position: its residue number, label and region in the run's numbering "
-        "(IMGT/Kabat through ANARCI for numbered regions), the start's residue, entropy (bits) "
+        "(IMGT/Kabat through ANARCI for numbered regions; the label's column is `label_imgt`, "
+        "`label_kabat` or `label_residue`), the start's residue, entropy (bits) "
         "and each token's frequency",
         _marginals,
     ),

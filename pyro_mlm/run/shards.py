@@ -167,6 +167,7 @@ def run_sharded(
     offsets = np.cumsum([0] + [s.chains for s in specs]).tolist()
     began = time.perf_counter()
     completed = False
+    totals: dict[str, float] = {}
     from pyro_mlm.run.progress import Progress
 
     bar = Progress(
@@ -182,7 +183,7 @@ def run_sharded(
             chunks = call(runners, "lines", (done, target))
             with open(merged, "a", encoding="utf-8") as out:
                 out.write(_merge(chunks, offsets, done, target))
-            bar.update(target - done, _rates(chunks), "sample")
+            bar.update(target - done, _rates(chunks, totals), "sample")
             done = target
             if timings is not None:  # sampling, and the driver's fetch, merge and write
                 timings["advance"] = timings.get("advance", 0.0) + tock - tick
@@ -194,14 +195,17 @@ def run_sharded(
     return _report(spec, directory, runners, call, completed, time.perf_counter() - began)
 
 
-def _rates(chunks: Sequence[list[str]]) -> dict[str, str]:
-    """Acceptance and novel rates of the latest chunk, over every shard, for the progress."""
-    records = [json.loads(line) for lines in chunks for line in lines]
-    n = max(len(records), 1)
-    return {
-        "acc": f"{sum(r['acceptance_rate'] for r in records) / n:.3f}",
-        "novel": f"{sum(r['novel_rate'] for r in records) / n:.3f}",
-    }
+def _rates(chunks: Sequence[list[str]], totals: dict[str, float]) -> dict[str, str]:
+    """Acceptance and novel rates of this session's draws so far, over every shard, for the
+    progress line (summary.csv's names; ``totals`` is added to)."""
+    for lines in chunks:
+        for line in lines:
+            record = json.loads(line)
+            totals["sweeps"] = totals.get("sweeps", 0.0) + 1
+            for name in ("acceptance_rate", "novel_rate"):
+                totals[name] = totals.get(name, 0.0) + record[name]
+    n = max(totals.get("sweeps", 0.0), 1.0)
+    return {name: f"{totals.get(name, 0.0) / n:.3f}" for name in ("acceptance_rate", "novel_rate")}
 
 
 def _merge(chunks: Sequence[list[str]], offsets: list[int], first: int, last: int) -> str:

@@ -286,9 +286,10 @@ def prepare(
         tokens, free = variable_region(spec, vocab, tokens, free)
     experts = build_experts(spec, vocab, tokens, free, weights=False)
     if experts and not bool((tokens == vocab.mask_token_id).any()):
+        from pyro_mlm.design.sites import numbering_of
         from pyro_mlm.experts import check_start
 
-        check_start(experts, tokens, vocab)
+        check_start(experts, tokens, vocab, numbering_of(spec.free, vocab, spec.numbering))
     return tokens, free
 
 

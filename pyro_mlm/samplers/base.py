@@ -91,6 +91,9 @@ class SweepSampler:
     State: ClassVar[Any]  # the NamedTuple class of this sampler's states
     NESTED: ClassVar[dict[str, Any]] = {}  # classes of nested states, by field
     OPTIONS: ClassVar[dict[str, Option]] = {}
+    # the statistics the progress line shows (names as in summary.csv; a vector statistic
+    # such as swap_rate shows every entry): pyro_mlm.samplers.statistics
+    PROGRESS: ClassVar[tuple[str, ...]] = ("acceptance_rate", "novel_rate")
 
     def __init__(
         self,
@@ -172,11 +175,6 @@ class SweepSampler:
         """Float64 ``[C]`` sites of a draw beside its tokens and energy (the Pyro shell's):
         ``hamming``, the :meth:`distance` to ``reference``."""
         return {"hamming": self.distance(tokens, reference).double()}
-
-    def progress(self, info: Any) -> dict[str, str]:
-        """This sampler's own progress fields for the latest sweep's ``info`` (the shells
-        show them beside the acceptance rates), e.g. replica exchange's swap rates."""
-        return {}
 
     def options(self) -> dict[str, Any]:
         """This sampler's own settings, derived from ``OPTIONS``: the attribute of each

@@ -18,9 +18,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from pyro_mlm.samplers.base import ChainState, SweepInfo, SweepSampler, load_state, state_dict
+from pyro_mlm.samplers.statistics import sweep_statistics
 
 # proposals, accepted and novel over every sweep; the sample_ ones and the sampling wall
 # time after warm-up only
@@ -62,6 +64,10 @@ class Chain:
         self.warmup = warmup
         self.sweep = 0
         self.counts: dict[str, float] = dict.fromkeys(COUNTERS, 0)
+        # every sweep-info field summed over chains and the sweeps of the current phase
+        # (warm-up, then the kept sweeps): what the progress line reads
+        self.totals: dict[str, Any] = {}
+        self.total_sweeps = 0
         self.last_seconds = 0.0
         self._energy: torch.Tensor | None = None
         self.state = state
@@ -132,6 +138,9 @@ class Chain:
             round(float(info.is_novel.sum()) * proposals),
         )
         kept = self.sweep > self.warmup
+        if self.sweep == self.warmup + 1:  # the first kept sweep: warm-up's totals end
+            self.totals, self.total_sweeps = {}, 0
+        self._add(info)
         for prefix in ("", "sample_") if kept else ("",):
             for name, value in zip(("proposals", "accepted", "novel"), counts, strict=True):
                 self.counts[prefix + name] += value
@@ -144,25 +153,36 @@ class Chain:
         fresh = self.sampler.init(tokens, getattr(self._state, "beta", None))
         self.state = fresh._replace(cursor=self._state.cursor, rows=self._state.rows)
 
+    def _add(self, info: Any) -> None:
+        """Sum this sweep's info fields over chains into :attr:`totals`."""
+        for name, value in info._asdict().items():
+            total = value.double().sum(0).cpu().numpy()
+            self.totals[name] = self.totals[name] + total if name in self.totals else total
+        self.total_sweeps += int(info.acceptance_rate.numel())
+
     # ------------------------------------------------------------ reporting
+    def statistics(self) -> dict[str, float]:
+        """The per-sweep statistics of the current phase (warm-up, then the kept sweeps)
+        under the names summary.csv gives them (:mod:`~pyro_mlm.samplers.statistics`)."""
+        return sweep_statistics(self.totals, self.total_sweeps)
+
     def rates(self) -> tuple[float, float]:
         """Acceptance and novel rates of the kept sweeps (0 before any)."""
         n = max(self.counts["sample_proposals"], 1)
         return self.counts["sample_accepted"] / n, self.counts["sample_novel"] / n
 
-    def progress(self, info: Any) -> dict[str, str]:
-        """Progress fields: the kept sweeps' rates (during warm-up the latest sweep's), then
-        the sampler's own fields (:meth:`SweepSampler.progress`, e.g. swap rates)."""
-        if self.counts["sample_proposals"]:
-            accepted, novel = self.rates()
-        else:
-            accepted = float(info.acceptance_rate.mean())
-            novel = float(info.is_novel.mean())
-        return {
-            "acc. rate": f"{accepted:.3f}",
-            "novel": f"{novel:.3f}",
-            **self.sampler.progress(info),
-        }
+    def progress(self, info: Any = None) -> dict[str, str]:
+        """Progress fields: the statistics the sampler names in ``PROGRESS`` (acceptance
+        and novel rates, then its own, e.g. ``swap_rate[i]``, ``regen_acceptance``) over
+        the current phase's sweeps, with summary.csv's names, so that at the end of a run
+        they equal its rows (``info``, the latest sweep's, is not needed and kept for
+        callers that pass it)."""
+        stats = self.statistics()
+        shown = {}
+        for name, value in stats.items():
+            if name.split("[")[0] in self.sampler.PROGRESS and value == value:  # not NaN
+                shown[name] = f"{value:.3f}"
+        return shown
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -176,6 +196,8 @@ class Chain:
             "state": state_dict(self._state),
             "generator": self.generator.get_state(),
             "counts": dict(self.counts),
+            "totals": {k: v.tolist() for k, v in self.totals.items()},
+            "total_sweeps": self.total_sweeps,
         }
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
@@ -200,3 +222,9 @@ class Chain:
                 counts["sample_" + name] = counts.get(name, 0)
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.counts.update({k: v for k, v in counts.items() if k in COUNTERS})
+        # a checkpoint before 0.3 has no totals: the progress line then covers the sweeps
+        # since the resume (summary.csv, from the records, covers them all)
+        self.totals = {
+            k: np.asarray(v, dtype=np.float64) for k, v in saved.get("totals", {}).items()
+        }
+        self.total_sweeps = int(saved.get("total_sweeps", 0))

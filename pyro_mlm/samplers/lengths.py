@@ -132,6 +132,7 @@ class VariableLength(SweepSampler):
         self.proposable = inner.proposable
         # the inner sampler's state is this sampler's: the driver saves and loads it as is
         vars(self).update(State=inner.State, NESTED=inner.NESTED, exact=inner.exact)
+        self.PROGRESS = (*inner.PROGRESS, "length", "length_accept")  # type: ignore[misc]
         free = inner.sites.mask
         self.first = indel.region_start(free)
         self.width = free.shape[1]
@@ -282,13 +283,6 @@ class VariableLength(SweepSampler):
 
     def energy(self, state: Any) -> torch.Tensor:
         return self.inner.energy(state)
-
-    def progress(self, info: Any) -> dict[str, str]:
-        return {
-            **self.inner.progress(info),
-            "length": f"{float(info.length.mean()):.1f}",
-            "len. acc.": f"{float(info.length_accept.mean()):.2f}",
-        }
 
     def options(self) -> dict[str, Any]:
         return self.inner.options()

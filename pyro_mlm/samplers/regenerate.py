@@ -110,6 +110,7 @@ class Regenerate(RegenerationMove, MH):
     name = "regenerate"
     State = RegenState  # type: ignore[assignment]
     OPTIONS = SAMPLER_OPTIONS["regenerate"]
+    PROGRESS = ("acceptance_rate", "novel_rate", "regen_acceptance")
 
     def __init__(
         self,
@@ -130,12 +131,6 @@ class Regenerate(RegenerationMove, MH):
         self.regen_order = parse_order(regen_order)
         self.regen_temperature = parse_regen_temperature(regen_temperature)
         self.taus = TAUS if self.regen_temperature == "auto" else (float(self.regen_temperature),)
-
-    def progress(self, info: Any) -> dict[str, str]:
-        """The latest sweep's regeneration acceptance (its summed min(1, alpha) / tries)."""
-        if float(info.regenerations.sum()) == 0:
-            return {}
-        return {"regen acc.": f"{float(info.regen_accepted.sum() / info.regenerations.sum()):.2f}"}
 
     def applies(self, option: str) -> bool:
         """``regen_size`` is in force only for windows and random subsets."""

@@ -86,6 +86,7 @@ class ReplicaExchange(SweepSampler):
     State = REState
     NESTED = {"inner": MHState}  # noqa: RUF012 - how checkpoints rebuild nested states
     OPTIONS = SAMPLER_OPTIONS["replica-exchange"]
+    PROGRESS = ("acceptance_rate", "novel_rate", "swap_rate")
 
     def __init__(
         self,
@@ -112,10 +113,6 @@ class ReplicaExchange(SweepSampler):
         self.proposals = self.inner.proposals
         self.inner_options = options
         self.NESTED = {"inner": self.inner.State}  # type: ignore[misc]  # the inner's state
-
-    def progress(self, info: Any) -> dict[str, str]:
-        """The latest sweep's swap rate of each pair of neighbouring temperatures."""
-        return {"swap": "/".join(f"{float(r):.2f}" for r in info.swap_rate.float().mean(0))}
 
     def options(self) -> dict[str, Any]:
         out = {"replicas": self.replicas, "t_max": self.t_max, "inner": self.inner_name}

@@ -60,7 +60,7 @@ def test_sample_writes_draws_report_and_plots(model_dir, tmp_path, capsys) -> No
             a != b for a, b in zip(r["sequence"].split(), TEXT.split(), strict=True)
         )
     idata = arviz().from_netcdf(out / "posterior.nc")
-    assert idata.posterior["tokens"].shape == (3, 6, 10)
+    assert idata["sequences"]["tokens"].shape == (3, 6, 10)
     assert set(idata.sample_stats.data_vars) >= {"lp", "acceptance_rate", "is_novel"}
     header = (out / "summary.csv").read_text().splitlines()
     assert {"ess_bulk", "ess_tail", "r_hat"} <= set(header[0].split(","))

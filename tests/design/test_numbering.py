@@ -131,17 +131,18 @@ def test_outputs_carry_imgt_labels_regions_and_mutations(tmp_path, capsys) -> No
     assert resolved["how"] == "anarci-imgt"
     assert resolved["labels"] == [str(n) for n in range(105, 118)]  # 13 residues, no insertion
     assert set(resolved["regions"]) == {"CDR-H3"}
-    assert [r["label"] for r in marginals] == resolved["labels"]
+    assert [r["label_imgt"] for r in marginals] == resolved["labels"]  # the column names it
     assert {r["region"] for r in marginals} == {"CDR-H3"} and marginals[0]["start"] == "S"
     for d in designs:  # start residue, IMGT number, new residue
-        for mutation in filter(None, d["mutations"].split(";")):
+        for mutation in filter(None, d["mutations_imgt"].split(";")):
             start, label, new = re.fullmatch(r"([A-Z])(\d+[A-Z]?)([A-Z])", mutation).groups()
             k = resolved["labels"].index(label)
             assert start == "SRWGGDGFYAMDY"[k] and d["free_region"][k] == new != start
-        assert len(d["mutations"].split(";")) == int(d["hamming_to_start"]) or not d["mutations"]
-    assert (
-        "free positions: CDR-H3 105-117 (13); numbered by ANARCI, IMGT" in capsys.readouterr().out
-    )
+        mutations = d["mutations_imgt"]
+        assert len(mutations.split(";")) == int(d["hamming_to_start"]) or not mutations
+    printed = capsys.readouterr().out
+    assert "free positions: CDR-H3 105-117 (13); numbered by ANARCI, IMGT" in printed
+    assert "mutations (imgt numbers)" in printed
 
 
 @needs_anarci
@@ -157,8 +158,32 @@ def test_without_anarci_cdrh3_says_it_came_from_the_motifs(monkeypatch, tmp_path
     import pyro_mlm.design.numbering
 
     monkeypatch.setattr(pyro_mlm.design.numbering, "anarci_available", lambda: False)
-    resolved, marginals, _ = _labelled_run(tmp_path, "cdrh3")
+    resolved, marginals, designs = _labelled_run(tmp_path, "cdrh3")
     assert resolved["how"] == "motif" and set(resolved["regions"]) == {"CDR-H3"}
     assert resolved["positions"] == list(range(97, 110))  # residue numbers of SRWGGDGFYAMDY
-    assert [r["label"] for r in marginals] == [str(n) for n in range(97, 110)]
-    capsys.readouterr()
+    # every output says these are residue numbers, not IMGT (S97A, where IMGT has S105A)
+    assert [r["label_residue"] for r in marginals] == [str(n) for n in range(97, 110)]
+    assert "mutations_residue" in designs[0] and "mutations_imgt" not in designs[0]
+    printed = capsys.readouterr().out
+    assert "CDR-H3 from the YYC and WGxG motifs (no ANARCI), residue numbers" in printed
+    assert "mutations (residue numbers)" in printed
+
+
+@needs_anarci
+@pytest.mark.parametrize(
+    ("free", "where"), [("cdrh3", "IMGT 110-111"), ("99-111", "residues 102-103")]
+)
+def test_a_liability_in_the_start_is_named_in_the_runs_numbering(tmp_path, capsys, free, where):
+    """Trastuzumab's CDR-H3 holds DG: the refusal names it where the run numbers it (IMGT
+    for a numbered region, residue numbers for a range), not in character offsets."""
+    from conftest import packaged_installed
+
+    from pyro_mlm.cli import main
+
+    if not packaged_installed("sapiens-h"):
+        pytest.skip("needs sapiens==1.0.5")
+    argv = ["sample", "--model", "sapiens-h", "--sequence", VH, "--free", free]
+    argv += ["--expert", "forbid:preset=liabilities", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"it holds 'DG' at {where}" in err and err.count("\n") == 1, err

@@ -11,6 +11,7 @@ from conftest import run_mcmc, tiny_mlm
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy
+from pyro_mlm.pyro.conversion import get_tokens
 from pyro_mlm.samplers.scan import next_positions
 
 
@@ -71,7 +72,8 @@ def test_self_proposals_cost_no_forward_pass(monkeypatch) -> None:
     params = kernel.sample(kernel.initial_params)  # a sweep of 4 proposals in 4 chains
     assert counter.calls == []
     assert params["tokens"].tolist() == mlm.encode("a a a a").repeat(4, 1).tolist()
-    assert kernel.logging()["acc. rate"] == "1.000" and kernel.logging()["novel"] == "0.000"
+    assert kernel.logging()["acceptance_rate"] == "1.000"
+    assert kernel.logging()["novel_rate"] == "0.000"
 
 
 def test_gibbs_costs_one_masked_row_per_chain_per_update(monkeypatch) -> None:
@@ -95,7 +97,7 @@ def test_same_seed_same_samples(kernel_cls) -> None:
     runs = []
     for seed in (7, 7, 8):
         pyro.set_rng_seed(seed)
-        runs.append(_run(kernel_cls(MLMEnergy(mlm)), tokens).get_samples()["tokens"])
+        runs.append(get_tokens(_run(kernel_cls(MLMEnergy(mlm)), tokens)))
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
 
@@ -104,8 +106,8 @@ def test_same_seed_same_samples(kernel_cls) -> None:
 def test_single_chain_returns_unbatched_tokens(mlm: MaskedLM) -> None:
     ids = mlm.encode("a b c")
     mcmc = _run(MaskedMH(MLMEnergy(mlm)), ids)
-    samples = mcmc.get_samples()["tokens"]
-    assert samples.shape == (6, 5) and samples.dtype == torch.float64  # exact ids
+    samples = get_tokens(mcmc)
+    assert samples.shape == (6, 5) and samples.dtype == torch.long  # the ids themselves
     assert bool((samples[:, [0, -1]] == ids[[0, -1]]).all())
 
 
@@ -132,7 +134,7 @@ def test_pyro_num_chains_start_each_chain_from_its_own_row(monkeypatch, parallel
         with pytest.warns(UserWarning, match="sequentially"):
             mcmc = _run(kernel, start, num_chains=2)
     assert type(mcmc.sampler).__name__ == ("_MultiSampler" if parallel else "_UnarySampler")
-    samples = mcmc.get_samples(group_by_chain=True)["tokens"]
+    samples = get_tokens(mcmc, group_by_chain=True)
     assert samples.shape == (2, 6, 5)
     for chain in range(2):  # the fixed positions keep each chain's own context
         assert bool((samples[chain][:, [1, 3]] == start[chain, [1, 3]]).all())
@@ -145,7 +147,7 @@ def test_per_chain_free_masks_with_different_sizes() -> None:
     free[0, 1] = True
     free[1, 2:5] = True
     mcmc = _run(MaskedMH(MLMEnergy(mlm), free=free), tokens, samples=20)
-    samples = mcmc.get_samples(group_by_chain=True)["tokens"]  # [chain, draw, L]
+    samples = get_tokens(mcmc, group_by_chain=True)  # [chain, draw, L]
     assert bool((samples[0, :, 2:] == tokens[0, 2:]).all())
     assert bool((samples[1, :, :2] == tokens[1, :2]).all()) and samples[1, :, 5].eq(3).all()
 
@@ -182,10 +184,11 @@ def test_pyro_kernel_contract(mlm: MaskedLM) -> None:
     diag = kernel.diagnostics()
     assert diag["divergences"] == []
     assert 0.0 <= diag["novel acceptance rate"] <= diag["acceptance rate"] <= 1.0
-    assert diag["rows"].shape == (6, 2) and diag["is_novel"].shape == (6, 2)
-    assert set(kernel.logging()) == {"acc. rate", "novel"}
+    records = diag["draws"]
+    assert records["rows"].shape == (6, 2) and records["is_novel"].shape == (6, 2)
+    assert set(kernel.logging()) == {"acceptance_rate", "novel_rate"}
     # pyro's own per-chain diagnostics carry the same record
-    assert torch.equal(mcmc._diagnostics[0]["is_novel"], diag["is_novel"])
+    assert torch.equal(mcmc._diagnostics[0]["draws"]["is_novel"], records["is_novel"])
     kernel.cleanup()
     kernel.cleanup()  # idempotent
     trace = pyro.poutine.trace(kernel.model).get_trace()
@@ -195,7 +198,7 @@ def test_pyro_kernel_contract(mlm: MaskedLM) -> None:
 def test_energy_records_are_the_energies_of_the_draws(mlm: MaskedLM) -> None:
     kernel = MaskedGibbs(MLMEnergy(mlm, "raw"))
     mcmc = _run(kernel, mlm.encode("a b c").repeat(2, 1))
-    draws = mcmc.get_samples(group_by_chain=True)["tokens"].long()  # [chain, draw, L]
+    draws = get_tokens(mcmc, group_by_chain=True).long()  # [chain, draw, L]
     expected = MLMEnergy(mlm, "raw")(draws).double()
     sites = mcmc.get_samples(group_by_chain=True)
     torch.testing.assert_close(sites["energy"], expected, atol=1e-5, rtol=0)
@@ -256,9 +259,11 @@ def test_infinite_extra_potential_forbids_sequences(mlm: MaskedLM) -> None:
     start = mlm.encode("a h c").repeat(2, 1)
     with pytest.raises(ValueError, match=r"chains \[0, 1\] start where the energy is inf"):
         _run(MaskedMH(MLMEnergy(mlm), extra_potential=forbid_h), start)
-    samples = _run(
-        MaskedMH(MLMEnergy(tiny_mlm(init_range=0.3)), extra_potential=forbid_h),
-        mlm.encode("a b c").repeat(8, 1),
-        samples=10,
-    ).get_samples()["tokens"]
+    samples = get_tokens(
+        _run(
+            MaskedMH(MLMEnergy(tiny_mlm(init_range=0.3)), extra_potential=forbid_h),
+            mlm.encode("a b c").repeat(8, 1),
+            samples=10,
+        )
+    )
     assert not bool((samples == 12).any())

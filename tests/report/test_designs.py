@@ -84,7 +84,9 @@ def test_marginals_logo_and_diversity(design_run) -> None:
     assert [int(r["position"]) for r in rows] == [2, 3, 4, 5, 6]
     assert [r["start"] for r in rows] == ["b", "c", "d", "e", "f"]
     letters = [
-        k for k in rows[0] if k not in ("position", "label", "region", "start", "entropy_bits")
+        k
+        for k in rows[0]
+        if k not in ("position", "label_residue", "region", "start", "entropy_bits")
     ]
     freq = np.array([[float(r[k]) for k in letters] for r in rows])
     assert np.allclose(freq.sum(1), 1.0)

@@ -9,6 +9,7 @@ from conftest import run_mcmc, tiny_mlm
 from pyro.infer import MCMC
 
 from pyro_mlm import MaskedGibbs, MaskedLM, MaskedMH, MLMEnergy, summary, to_inference_data
+from pyro_mlm.pyro.conversion import get_tokens
 from pyro_mlm.report.plots import plot_energy_trace
 
 
@@ -21,11 +22,12 @@ def test_vectorised_chains_become_arviz_chains() -> None:
     start = torch.stack([mlm.encode("a b c"), mlm.encode("h g f"), mlm.encode("a a a")])
     mcmc = _mcmc(MaskedMH(MLMEnergy(mlm, temperature=2.0)), start)
     idata = to_inference_data(mcmc)
-    post, stats = idata.posterior, idata.sample_stats
-    assert post["tokens"].shape == (3, 8, 5) and post["tokens"].dtype == np.float64
-    assert post["tokens"].dims == ("chain", "draw", "position")
-    samples = mcmc.get_samples(group_by_chain=True)["tokens"].long()  # [chain, draw, L]
-    np.testing.assert_array_equal(post["tokens"].values, samples.numpy())
+    post, stats, ids = idata.posterior, idata.sample_stats, idata["sequences"]["tokens"]
+    assert "tokens" not in post  # ArviZ's defaults compute on the summaries alone
+    assert ids.shape == (3, 8, 5) and ids.dtype == np.int64
+    assert ids.dims == ("chain", "draw", "position")
+    samples = get_tokens(mcmc, group_by_chain=True)  # [chain, draw, L]
+    np.testing.assert_array_equal(ids.values, samples.numpy())
     energy = MLMEnergy(mlm)(samples).double().numpy()
     np.testing.assert_allclose(post["energy"].values, energy, atol=1e-5)
     np.testing.assert_allclose(stats["lp"].values, -energy / 2.0, atol=1e-5)
@@ -44,13 +46,14 @@ def test_pyro_chains_times_vectorised_chains(monkeypatch) -> None:
     with pytest.warns(UserWarning, match="sequentially"):
         mcmc = _mcmc(MaskedGibbs(MLMEnergy(mlm)), start, num_chains=2)
     idata = to_inference_data(mcmc)
-    assert idata.posterior["tokens"].shape == (4, 8, 5)
-    starts = idata.posterior["tokens"].values[:, 0]
+    ids = idata["sequences"]["tokens"].values
+    assert ids.shape == (4, 8, 5)
+    starts = ids[:, 0]
     # Gibbs moves every position, so only the specials are certain; chains 0-1 came from
     # pyro chain 0, chains 2-3 from pyro chain 1; hamming is measured from one reference,
     # pyro chain 0's first start ("a b c"), in every chain
     assert (starts[:, 0] == 2).all() and (starts[:, -1] == 3).all()
-    words = idata.posterior["tokens"].values[..., 1:4]
+    words = ids[..., 1:4]
     reference = mlm.encode("a b c")[1:4].numpy()
     np.testing.assert_array_equal(idata.posterior["hamming"].values, (words != reference).sum(-1))
 
@@ -60,7 +63,8 @@ def test_summary_reports_rhat_and_ess_on_float_summaries(mlm: MaskedLM) -> None:
         MaskedMH(MLMEnergy(tiny_mlm(init_range=0.3))), mlm.encode("a b c").repeat(4, 1), samples=30
     )
     table = summary(to_inference_data(mcmc))
-    assert list(table.index) == ["energy", "hamming"]
+    # the summaries, then the sweep statistics under the progress line's names
+    assert list(table.index) == ["energy", "hamming", "acceptance_rate", "novel_rate"]
     assert {"r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
     assert np.isfinite(table.loc["energy", "ess_bulk"]) and table.loc["energy", "r_hat"] > 0.9
 

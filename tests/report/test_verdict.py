@@ -33,6 +33,25 @@ def test_the_printed_table_tells_the_boundary_apart() -> None:
     assert "1.0099" in printed and "1.0101" in printed
 
 
+def test_an_ess_above_the_draws_is_marked_and_never_extrapolated() -> None:
+    """ArviZ's bulk ESS can exceed the number of draws (anticorrelated draws, short runs):
+    the printed table marks it, and the plan counts it as the draws, so 40 draws with a
+    claimed ESS of 900 still plan the 400 / 40 = 10x the draws the bar needs."""
+    from pyro_mlm.report.diagnostics import plan
+
+    table = _table({"energy": (1.02, 900), "hamming": (1.0, 35)})
+    printed = format_table(table, draws=40)
+    assert "900*" in printed and " 35*" not in printed
+    assert "an ESS above the run's 40 draws" in printed
+    assert "*" not in format_table(table)  # without the draws nothing is marked
+    table.loc["hamming", "ess_bulk"] = 80  # both above the 40 draws (4 chains x 10)
+    more, _ = plan(table, draws=10, seconds_per_sweep=1.0, chains=4)
+    assert more == 10 * 400 // 40 - 10  # not 10 * 400 // 80 - 10 = 40
+    # and the R-hat term still counts: (1.02 - 1) / 0.01 = 2x the draws
+    table.loc[["energy", "hamming"], "ess_bulk"] = 4000
+    assert plan(table, draws=10, seconds_per_sweep=1.0, chains=400)[0] == 10
+
+
 def test_the_length_is_judged_too() -> None:
     table = _table({"energy": (1.001, 900), "hamming": (1.002, 900), "length": (1.29, 900)})
     assert judged(table) == ["energy", "hamming", "length"]

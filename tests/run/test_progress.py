@@ -53,12 +53,29 @@ def test_format_seconds() -> None:
     assert [format_seconds(s) for s in (5, 75, 3725, float("nan"))] == ["5s", "1m15s", "1h02m", "?"]
 
 
-def test_the_cli_prints_progress_lines_into_a_log(tmp_path, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "kernel",
+    [["--kernel", "mh"], ["--kernel", "regenerate", "--regen-prob", "0.5"],
+     ["--kernel", "replica-exchange", "--replicas", "3"]],
+    ids=["mh", "regenerate", "replica-exchange"],
+)  # fmt: skip
+def test_the_cli_prints_progress_lines_into_a_log(tmp_path, capsys, monkeypatch, kernel) -> None:
+    """The last line's statistics carry summary.csv's names and values (to the 3 decimals
+    printed): one definition of each per-sweep statistic for both."""
+    import pandas as pd
+
     monkeypatch.delenv("CI", raising=False)
     model = save_tiny(tmp_path / "model")
-    argv = ["sample", "--model", str(model), "--sequence", "a b c d", "--chains", "2"]
-    assert main([*argv, "--warmup", "1", "--samples", "4", "--out", str(tmp_path / "r")]) == 0
+    argv = ["sample", "--model", str(model), "--sequence", "a b c d", "--chains", "2", *kernel]
+    assert main([*argv, "--warmup", "1", "--samples", "6", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err  # captured: not a terminal, as in a batch job's log
     progress = [line for line in err.splitlines() if ": sweep " in line]
-    assert progress[0].startswith(f"{model}: sweep 1/5, warmup, acc. rate")
-    assert progress[-1].startswith(f"{model}: sweep 5/5, sample") and progress[-1].endswith("done")
+    assert progress[0].startswith(f"{model}: sweep 1/7, warmup, acceptance_rate ")
+    assert progress[-1].startswith(f"{model}: sweep 7/7, sample") and progress[-1].endswith("done")
+    table = pd.read_csv(tmp_path / "r" / "summary.csv", index_col=0)
+    shown = dict(part.rsplit(" ", 1) for part in progress[-1].split(", ")[2:-2])
+    assert {"acceptance_rate", "novel_rate"} <= set(shown)
+    assert kernel[1] != "regenerate" or "regen_acceptance" in shown
+    assert kernel[1] != "replica-exchange" or {"swap_rate[0]", "swap_rate[1]"} <= set(shown)
+    for name, value in shown.items():
+        assert value == f"{table.loc[name, 'mean']:.3f}", name

@@ -32,7 +32,7 @@ def test_posterior_holds_sequences_free_regions_and_residue_numbers(model_dir, t
             words = str(posterior["sequence"].values[chain, draw]).split()
             assert str(posterior["free_region"].values[chain, draw]) == " ".join(words[1:4])
             assert words[0] == "a" and words[4:] == TEXT.split()[4:]
-    free = posterior["tokens"].sel(position=residue.isin([2, 3, 4]))
+    free = idata["sequences"]["tokens"].sel(position=residue.isin([2, 3, 4]))
     assert free.shape == (2, 5, 3)
 
 

@@ -44,9 +44,17 @@ def test_optimize_command_prints_and_writes_the_ranking(tmp_path, capsys) -> Non
     out = tmp_path / "best.csv"
     argv = ["optimize", "--model", str(model), "--sequence", "a b c d e", "--free", "2-4"]
     assert main([*argv, "--sweeps", "20", "--top", "3", "--out", str(out), "--no-progress"]) == 0
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     assert "not samples from a distribution" in stdout
     with out.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["rank"] for r in rows] == ["1", "2", "3"]
+    # --out holds every distinct sequence visited, ranked (as the README says); --top 3 printed
+    found = int(stdout.split(" distinct sequences")[0].rsplit(" ", 1)[1])
+    assert len(rows) == found > 3 and f"all {found} distinct sequences" in captured.err
+    assert [r["rank"] for r in rows] == [str(k) for k in range(1, found + 1)]
+    energies = [float(r["energy"]) for r in rows]
+    assert energies == sorted(energies) and len({r["sequence"] for r in rows}) == found
+    printed = [line for line in stdout.splitlines() if line.startswith("    ")]
+    assert len(printed) == 3
     assert all(r["sequence"].split()[0] == "a" and r["sequence"].split()[4] == "e" for r in rows)

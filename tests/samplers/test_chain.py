@@ -65,18 +65,44 @@ def test_a_checkpoint_continues_exactly_and_an_old_loop_checkpoint_keeps_its_rat
 
 
 def test_progress_shows_the_rates_then_the_samplers_own_fields() -> None:
-    sampler, tokens = _sampler("replica-exchange", replicas=2, inner="mh")
+    sampler, tokens = _sampler("replica-exchange", replicas=3, inner="mh")
     chain = Chain.start(sampler, tokens, warmup=1, seed=0)
     info = chain.step()
-    fields = chain.progress(info)  # during warm-up: the latest sweep's rates
-    assert list(fields) == ["acc. rate", "novel", "swap"]
-    assert fields["acc. rate"] == f"{float(info.acceptance_rate.mean()):.3f}"
-    info = chain.step()
+    fields = chain.progress(info)  # during warm-up: the warm-up sweeps' rates
+    assert list(fields) == ["acceptance_rate", "novel_rate", "swap_rate[0]", "swap_rate[1]"]
+    assert fields["acceptance_rate"] == f"{float(info.acceptance_rate.mean()):.3f}"
+    infos = [chain.step() for _ in range(3)]  # the kept sweeps: their mean, not the latest's
     accepted, _ = chain.rates()
-    assert chain.progress(info)["acc. rate"] == f"{accepted:.3f}"
-    regen, tokens = _sampler("regenerate", regen_prob=1.0)
+    assert chain.progress()["acceptance_rate"] == f"{accepted:.3f}"
+    swaps = torch.stack([i.swap_rate.double() for i in infos]).mean((0, 1))
+    assert chain.progress()["swap_rate[1]"] == f"{float(swaps[1]):.3f}"
+
+
+def test_regeneration_acceptance_is_a_rate_with_one_name_on_the_line_and_in_the_table() -> None:
+    """summary.csv's regen_acceptance is accepted regenerations over regenerations (a rate in
+    [0, 1]), the counts per sweep have their own names, and the progress line shows the
+    same name and value as the table computed from the same sweeps."""
+    from pyro_mlm.samplers.statistics import sweep_statistics
+
+    regen, tokens = _sampler("regenerate", regen_prob=0.5)
     chain = Chain.start(regen, tokens, warmup=0, seed=0)
-    assert "regen acc." in chain.progress(chain.step())
+    infos = [chain.step() for _ in range(6)]
+    regens = sum(float(i.regenerations.sum()) for i in infos)
+    accepted = sum(float(i.regen_accepted.sum()) for i in infos)
+    assert regens > 0
+    stats = chain.statistics()
+    assert stats["regen_acceptance"] == pytest.approx(accepted / regens)
+    assert 0.0 <= stats["regen_acceptance"] <= 1.0
+    assert stats["regenerations_per_sweep"] == pytest.approx(regens / (6 * tokens.shape[0]))
+    assert "regen_accepted" not in stats and "regenerations" not in stats
+    assert chain.progress()["regen_acceptance"] == f"{stats['regen_acceptance']:.3f}"
+    # the table's way: totals of the recorded [chain, draw] arrays
+    arrays = {f: torch.stack([getattr(i, f) for i in infos], 1) for f in infos[0]._fields}
+    totals = {f: a.double().sum((0, 1)).numpy() for f, a in arrays.items()}
+    assert sweep_statistics(totals, 6 * tokens.shape[0]) == pytest.approx(stats)
+    # a checkpoint carries the totals: a resumed run's line goes on from them
+    again = Chain.from_state_dict(regen, chain.state_dict(), warmup=0, device=tokens.device)
+    assert again.progress() == chain.progress()
 
 
 def test_a_bad_warmup_is_refused() -> None:

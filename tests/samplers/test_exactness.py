@@ -44,6 +44,7 @@ from pyro.infer import MCMC
 from sampler_cases import EXACT_CASES, SamplerCase
 
 from pyro_mlm import MaskedGibbs, MaskedMH, MLMEnergy
+from pyro_mlm.pyro.conversion import get_tokens
 from pyro_mlm.pyro.kernel import SamplerKernel
 from pyro_mlm.samplers import SAMPLERS, BlockMH, Regenerate
 from pyro_mlm.samplers.options import TAUS
@@ -100,7 +101,7 @@ def _run(
         disable_progbar=True,
     )
     mcmc.run()
-    tokens = mcmc.get_samples()["tokens"]  # [chains * draws, L], exact float64 ids
+    tokens = get_tokens(mcmc)  # [chains * draws, L], exact float64 ids
     assert torch.equal(tokens, tokens.round()) and tokens.shape == (chains * draws, len(en.context))
     tokens = tokens.long()
     counts = torch.bincount(en.state_index(tokens.reshape(-1, len(en.context))), minlength=len(en))

@@ -17,6 +17,7 @@ from conftest import run_mcmc, save_tiny, tiny_mlm
 from sampler_cases import SAMPLER_CASES, SamplerCase
 
 from pyro_mlm import MLMEnergy, Target
+from pyro_mlm.pyro.conversion import get_tokens
 from pyro_mlm.pyro.kernel import SamplerKernel
 from pyro_mlm.run.loop import sample_to_directory
 from pyro_mlm.run.spec import RunSpec
@@ -54,14 +55,17 @@ def test_pyro_kernel_contract(mlm, case: SamplerCase) -> None:
     diag = kernel.diagnostics()
     assert diag["divergences"] == []
     assert 0.0 <= diag["novel acceptance rate"] <= diag["acceptance rate"] <= 1.0
+    records = diag["draws"]  # one SweepRecords, printed as one line
     for name in ("accept_prob", "acceptance_rate", "is_novel", "rows"):
-        assert diag[name].shape == (5, 2), name
-    assert torch.equal(mcmc._diagnostics[0]["rows"], diag["rows"])
-    assert "energy" not in diag  # a sample site: MCMC.diagnostics() shows its R-hat
-    assert mcmc.get_samples(group_by_chain=True)["tokens"].shape == (2, 5, 6)
+        assert records[name].shape == (5, 2), name
+    assert records["tokens"].shape == (5, 2, 6) and "5 draws x 2 chains" in repr(records)
+    assert torch.equal(mcmc._diagnostics[0]["draws"]["rows"], records["rows"])
+    # Pyro's sites: the chain's summaries (the token ids are one call away)
+    assert set(mcmc.get_samples()) == {"energy", "hamming"}
+    assert get_tokens(mcmc, group_by_chain=True).shape == (2, 5, 6)
     kernel.cleanup()
     kernel.cleanup()  # idempotent
-    assert {"acc. rate", "novel"} <= set(kernel.logging())
+    assert {"acceptance_rate", "novel_rate"} <= set(kernel.logging())
 
 
 @pytest.mark.parametrize("case", SAMPLER_CASES, ids=repr)
@@ -72,7 +76,7 @@ def test_same_seed_same_samples(case: SamplerCase) -> None:
     for seed in (7, 7, 8):
         pyro.set_rng_seed(seed)
         kernel = SamplerKernel(MLMEnergy(mlm), sampler=case.sampler, **case.options)
-        runs.append(run_mcmc(kernel, tokens, 6, 2).get_samples()["tokens"])
+        runs.append(get_tokens(run_mcmc(kernel, tokens, 6, 2)))
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
 
