@@ -93,6 +93,17 @@ def run_mcmc(kernel: object, tokens: torch.Tensor, samples: int, warmup: int, **
     return mcmc
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the ``slow`` tests unless the ``-m`` expression names them (so that
+    ``-m "not integration"`` still leaves them out: one ``-m`` replaces another)."""
+    if "slow" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(autouse=True)
 def _signals_left_as_found():
     """No test may leave a SIGINT or SIGTERM handler behind (a run's stop guard, Ray's

@@ -10,6 +10,8 @@ import matplotlib.image
 import pytest
 from conftest import tiny_mlm
 
+pytestmark = pytest.mark.integration  # the examples, end to end
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 

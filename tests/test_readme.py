@@ -10,6 +10,8 @@ import re
 import pytest
 from conftest import arviz_constant_warnings_allowed, packaged_installed
 
+pytestmark = pytest.mark.integration  # the packaged Sapiens-H
+
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 

@@ -10,6 +10,8 @@ import sys
 import pytest
 import sacrebleu
 
+pytestmark = pytest.mark.integration  # a translation model trained end to end
+
 HERE = os.path.join(os.path.dirname(__file__), "..", "examples", "translation")
 sys.path.insert(0, HERE)
 

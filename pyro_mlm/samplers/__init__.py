@@ -21,9 +21,10 @@ declare it with one entry in :data:`pyro_mlm.samplers.options.DECLARED`: its cla
 (``"module:Class"``, from which this package's registry is derived), its options (they
 become command-line flags and the class's ``OPTIONS``) and its capabilities (annealable,
 usable inside replica exchange, runnable over a region whose length varies: ``lengths``,
-for :class:`~pyro_mlm.samplers.lengths.VariableLength`). Its own progress fields come from
-:meth:`~pyro_mlm.samplers.base.SweepSampler.progress`, its per-sweep statistics from its
-sweep info's fields. This package imports its sampler modules (and torch) on first
+for :class:`~pyro_mlm.samplers.lengths.VariableLength`). Its per-sweep statistics are its
+sweep info's fields (named and summarised by :mod:`~pyro_mlm.samplers.statistics`, a ratio
+of two counts declared in its ``RATES``), and the progress line shows those it names in
+``PROGRESS``. This package imports its sampler modules (and torch) on first
 use of ``SAMPLERS`` or a class, so the command line's ``--help`` stays instant. Its state
 is a ``NamedTuple`` with ``tokens``, ``cursor`` and ``rows`` fields
 (:class:`~pyro_mlm.samplers.base.ChainState`); the one driver

@@ -64,7 +64,9 @@ def test_sample_writes_draws_report_and_plots(model_dir, tmp_path, capsys) -> No
     assert set(idata.sample_stats.data_vars) >= {"lp", "acceptance_rate", "is_novel"}
     header = (out / "summary.csv").read_text().splitlines()
     assert {"ess_bulk", "ess_tail", "r_hat"} <= set(header[0].split(","))
-    assert [row.split(",")[0] for row in header[1:]] == ["energy", "hamming"]  # diagnostics only
+    # the diagnostics, then the sweep statistics under the progress line's names
+    rows = [row.split(",")[0] for row in header[1:]]
+    assert rows == ["energy", "hamming", "acceptance_rate", "novel_rate"]
     diversity = (out / "diversity.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in diversity] == [
         "quantity",

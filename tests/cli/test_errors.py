@@ -160,7 +160,7 @@ BAD_SAMPLE_ARGS: list[tuple[str, list[str], str]] = [
     (
         "start breaks a constraint",
         ["--sequence", TEXT, "--free", "2-7", "--expert", "forbid:c d"],
-        "violates the constraint forbid c d (it holds 'c d' at 5-7)",
+        "violates the constraint forbid c d (it holds 'c d' at residues 3-4)",  # as --free counts
     ),
     (
         "composition on text",

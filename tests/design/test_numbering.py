@@ -16,6 +16,8 @@ from hmmscan_fixture import VH, VL  # one copy of trastuzumab's chains
 from pyro_mlm.design.hmmer import pyhmmer_available
 from pyro_mlm.design.numbering import anarci_available, region_indices
 
+pytestmark = pytest.mark.integration  # ANARCI and the packaged Sapiens models
+
 CASES = [
     (VH, "cdrh1", "imgt", "GFNIKDTY"),
     (VH, "cdrh2", "imgt", "IYPTNGYT"),

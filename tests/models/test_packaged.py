@@ -18,6 +18,8 @@ from pyro_mlm import MaskedLM, MLMEnergy
 from pyro_mlm.models.fairseq import read_fairseq_checkpoint
 from pyro_mlm.models.packaged import package_dir, split_smiles
 
+pytestmark = pytest.mark.integration  # the packaged models
+
 needs = {
     name: pytest.mark.skipif(
         importlib.util.find_spec(name) is None, reason=f"needs the {name} wheel (see README)"

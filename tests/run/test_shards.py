@@ -20,6 +20,8 @@ from pyro_mlm.cli import main
 from pyro_mlm.run.shards import local_backend, run_sharded, shard_specs
 from pyro_mlm.run.spec import RunSpec
 
+pytestmark = pytest.mark.integration  # Ray's local instance and worker processes
+
 TEXT = "a b c d e f g h"
 
 

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.integration  # subprocesses killed mid-run
+
 SCRIPT = """
 import signal, sys, time
 from pyro_mlm.cli import main

@@ -356,7 +356,7 @@ def test_replica_exchange_samples_the_exact_target(enumeration: Enumeration, cha
     counts = _run(kernel, en, chains, DRAWS, warmup=0)
     tv = total_variation(counts / counts.sum(), target)
     p_value = chi_square_pvalue(target, counts)
-    rates = kernel.diagnostics()["swap_rate"].mean().item()
+    rates = kernel.diagnostics()["draws"]["swap_rate"].mean().item()
     print(f"replica exchange: TV={tv:.4f} chi2 p={p_value:.3f} swap rate {rates:.2f}")
     assert p_value > 1e-3
     assert tv < tv_tolerance(chains)
@@ -373,7 +373,8 @@ def test_the_tuned_sampler_is_exact_once_frozen(enumeration: Enumeration, chains
         MLMEnergy(en.mlm, "raw"), sampler="tuned", proposals_per_sample=proposals
     )
     counts = _run(kernel, en, chains, DRAWS, warmup=8)  # every candidate tried once first
-    used = kernel.diagnostics()["candidate"]  # [draws, chains]: the setting of each kept sweep
+    # [draws, chains]: the setting of each kept sweep
+    used = kernel.diagnostics()["draws"]["candidate"]
     assert used.numel() and bool((used == used[0, 0]).all())  # one frozen choice
     chosen = CANDIDATES[int(used[0, 0])]
     tv = total_variation(counts / counts.sum(), target)
@@ -405,7 +406,8 @@ def test_regenerate_is_exact_once_its_regeneration_temperature_is_frozen(
         regen_prob=0.5,
     )  # fmt: skip
     counts = _run(kernel, en, chains, DRAWS, warmup=1)  # 30 proposals: each tau_r tried
-    used = kernel.diagnostics()["regen_temperature"]  # [draws, chains]: each kept sweep's tau_r
+    # [draws, chains]: each kept sweep's tau_r
+    used = kernel.diagnostics()["draws"]["regen_temperature"]
     assert used.numel() and bool((used == used[0, 0]).all())  # one frozen choice
     tau = min(TAUS, key=lambda t: abs(t - float(used[0, 0])))  # recorded in float32
     assert abs(tau - float(used[0, 0])) < 1e-6
