@@ -102,3 +102,51 @@ def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(__import__(__name__), "PACKAGE", package)
     with pytest.raises(pytest.fail.Exception, match="import cycle"):
         test_no_import_cycle_at_any_depth()
+
+
+def _face_imports(modules: dict[str, pathlib.Path]) -> list[str]:
+    """``module: name`` for every name a module takes from its own package's ``__init__``
+    (a submodule imported through the package, ``from pyro_mlm.samplers import indel``,
+    is not one; a package's ``__main__`` is the entry point and may)."""
+    found = []
+    for name, path in modules.items():
+        if path.name in ("__init__.py", "__main__.py") or "." not in name:
+            continue
+        package = name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + [base] * bool(base))
+                if base != package:
+                    continue
+                found += [
+                    f"{name}: {a.name}" for a in node.names if f"{package}.{a.name}" not in modules
+                ]
+            elif isinstance(node, ast.Import):
+                found += [f"{name}: import {a.name}" for a in node.names if a.name == package]
+    return found
+
+
+def test_no_module_imports_its_own_package_face() -> None:
+    """A package's ``__init__`` re-exports its modules for users; a module of the package
+    that imports from it runs the whole face first (replica exchange built its inner
+    sampler through ``pyro_mlm.samplers``, which imports the replica module): the one-way
+    rule inside a room."""
+    found = _face_imports(_modules())
+    assert not found, f"modules importing their own package's face: {found}"
+
+
+def test_the_face_check_finds_a_face_import(tmp_path, monkeypatch) -> None:
+    """The check above can fail: a module that takes a name from its package's face."""
+    package = tmp_path / "pyro_mlm"
+    (package / "rooms").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "rooms" / "__init__.py").write_text("from pyro_mlm.rooms.a import f\n")
+    (package / "rooms" / "a.py").write_text("def f():\n    pass\n")
+    (package / "rooms" / "b.py").write_text("from pyro_mlm.rooms import a\n")  # a submodule
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", package)
+    assert _face_imports(_modules()) == []
+    (package / "rooms" / "c.py").write_text("def g():\n    from . import f\n")
+    assert _face_imports(_modules()) == ["pyro_mlm.rooms.c: f"]

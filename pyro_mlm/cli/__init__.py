@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from pyro_mlm.cli.inputs import UsageError, read_sequences
 from pyro_mlm.cli.parser import build_parser, unknown_flags
+from pyro_mlm.cli.threads import set_threads
 
 __all__ = ["UsageError", "main", "read_sequences"]
 
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(unknown_flags(parser, parsed.command, extra))
     args = _finish_args(parsed)
     try:
-        _set_threads(args.threads)
+        set_threads(args.threads)
         if args.command == "sample":
             from pyro_mlm.cli.sample import sample
 
@@ -51,50 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
-
-
-THREAD_NOTE: list[str] = []  # said once the model loads (not before an input error)
-
-
-def say_thread_note() -> None:
-    """Print the note on threads that :func:`_set_threads` left, once, on stderr."""
-    while THREAD_NOTE:
-        print(THREAD_NOTE.pop(), file=sys.stderr)
-
-
-def _set_threads(threads: int | None) -> None:
-    """torch's intra-op threads: ``--threads``, else ``OMP_NUM_THREADS`` if set, else the
-    cores this process may use, or one thread (said once a model loads) when the
-    machine's load already exceeds those cores.
-
-    Several processes each running as many threads as there are cores ran 3-10x slower
-    here than one thread each. Without torch imported yet (so a bad input is reported
-    first), the count goes to ``OMP_NUM_THREADS``, which torch reads when it loads.
-    """
-    import os
-
-    THREAD_NOTE.clear()
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
-    preset = os.environ.get("OMP_NUM_THREADS", "")
-    if threads is None and preset.isdecimal() and int(preset) > 0:
-        threads = int(preset)  # the environment's explicit choice, as torch would read it
-    if threads is None:
-        affinity = getattr(os, "sched_getaffinity", None)
-        cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        threads = cores
-        if cores > 1 and load > cores:
-            threads = 1
-            THREAD_NOTE[:] = [
-                f"note: the load average ({load:.1f}) exceeds this machine's {cores} cores, "
-                "so torch runs 1 thread (several processes with a thread per core each ran "
-                "3-10x slower here); --threads N overrides"
-            ]
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    else:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def _one_line(err: BaseException) -> str:

@@ -66,7 +66,7 @@ def optimize(args: argparse.Namespace) -> int:
     ).validate()
     tokens, mask = prepare(spec, vocab, flag)  # checked before the weights load
     build_experts(spec, vocab, tokens, mask, weights=False)  # bad experts, before the weights
-    from pyro_mlm.cli import say_thread_note
+    from pyro_mlm.cli.threads import say_thread_note
 
     say_thread_note()
     mlm = load_model(args.model, device=device)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pyro_mlm.run.artifacts import SAMPLES_FILE, report_files
 
 if TYPE_CHECKING:
-    from pyro_mlm.run.report import RunResult
+    from pyro_mlm.run.finish import RunResult
     from pyro_mlm.run.spec import RunSpec
 
 

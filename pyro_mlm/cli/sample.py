@@ -86,7 +86,8 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
     """The run itself, in a directory this process holds (:mod:`pyro_mlm.run.claim`)."""
     import torch
 
-    from pyro_mlm.cli import THREAD_NOTE, say_thread_note, scale
+    from pyro_mlm.cli import scale
+    from pyro_mlm.cli.threads import THREAD_NOTE, say_thread_note
     from pyro_mlm.models.load import load_model
 
     if args.resume and spec.threads and args.threads is None:

@@ -32,7 +32,7 @@ def score(args: argparse.Namespace) -> int:
 
         regions(vocab, encoded, args.free, args.numbering)  # checked before the weights too
         region = {"free": args.free, "numbering": args.numbering}
-    from pyro_mlm.cli import say_thread_note
+    from pyro_mlm.cli.threads import say_thread_note
 
     say_thread_note()
     if args.backend == "ray" or args.out:

@@ -7,7 +7,7 @@ replaces ``checkpoint.pt`` atomically after every sweep. A run stopped at any mo
 (Ctrl-C, ``kill``, even ``kill -9``) resumes from the latest checkpoint; draw lines written
 after it are dropped on resume, so the resumed run has exactly the draws of an
 uninterrupted one with the same seed. The report files are written at the end and when a
-run is interrupted (:mod:`pyro_mlm.run.report`).
+run is interrupted (:mod:`pyro_mlm.run.finish`).
 
 This module adds files, signals and progress to the one chain driver,
 :class:`~pyro_mlm.samplers.chain.Chain`, whose generator is seeded from the run's seed:
@@ -33,10 +33,10 @@ from pyro_mlm.design.sites import fill_masked
 from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.models.mlm import MaskedLM
 from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE
+from pyro_mlm.run.finish import RunResult, write_report
 from pyro_mlm.run.progress import Progress
 from pyro_mlm.run.recorded import check_recorded_inputs, record_inputs
 from pyro_mlm.run.records import draw_record
-from pyro_mlm.run.report import RunResult, write_report
 from pyro_mlm.run.spec import RunSpec, build_experts, prepare
 from pyro_mlm.run.store import (
     CHECKPOINT_KEYS,

@@ -32,7 +32,7 @@ from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import write_atomic
 
 if TYPE_CHECKING:
-    from pyro_mlm.run.report import RunResult
+    from pyro_mlm.run.finish import RunResult
 
 SHARDS_DIR = "shards"
 DEFAULT_CHUNK = 10  # draws each shard runs before the driver merges them
@@ -246,7 +246,7 @@ def _report(
     import torch
 
     from pyro_mlm.models.load import load_vocabulary
-    from pyro_mlm.run.report import write_report
+    from pyro_mlm.run.finish import write_report
     from pyro_mlm.run.spec import build_experts, prepare
     from pyro_mlm.run.store import iter_records
 

@@ -53,13 +53,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pyro_mlm.samplers.options import (
-    ANNEALABLE,
-    DECLARED,
-    SAMPLER_OPTIONS,
-    Option,
-    check_settings,
-)
+from pyro_mlm.samplers.builder import CLASSES, build_sampler, registry
+from pyro_mlm.samplers.options import ANNEALABLE, SAMPLER_OPTIONS, Option
 
 if TYPE_CHECKING:
     from pyro_mlm.samplers.base import SweepInfo, SweepSampler
@@ -74,14 +69,8 @@ if TYPE_CHECKING:
 
     SAMPLERS: dict[str, type[SweepSampler]]
 
-# the registry: name -> (module, class), imported on first use
-# the registry: name -> (module, class), from each sampler's one declaration (options.py)
-_CLASSES = {
-    name: tuple(f"pyro_mlm.samplers.{declared.cls}".split(":"))
-    for name, declared in DECLARED.items()
-}
 _EXPORTS = {
-    **{cls: module for module, cls in _CLASSES.values()},
+    **{cls: module for module, cls in CLASSES.values()},
     "GibbsState": "pyro_mlm.samplers.gibbs",
     "SweepInfo": "pyro_mlm.samplers.base",
     "SweepSampler": "pyro_mlm.samplers.base",
@@ -91,51 +80,13 @@ _EXPORTS = {
 
 def __getattr__(name: str) -> Any:
     if name == "SAMPLERS":
-        value: Any = {
-            key: getattr(importlib.import_module(module), cls)
-            for key, (module, cls) in _CLASSES.items()
-        }
+        value: Any = registry()  # the one dict: a run-time registration is seen everywhere
     elif name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     else:
         raise AttributeError(f"module 'pyro_mlm.samplers' has no attribute {name!r}")
     globals()[name] = value
     return value
-
-
-def build_sampler(
-    name: str,
-    target: object,
-    free: object,
-    *,
-    region_max: int | None = None,
-    **settings: object,
-) -> SweepSampler:
-    """``SAMPLERS[name](target, free, **settings)``; a wrong name or option is a ValueError.
-
-    ``region_max`` is the largest region a chain can reach (MAX of a variable-length region):
-    size options (``block_size``, ``regen_size``) are checked against it instead of the
-    current region's size.
-    """
-    registry = __getattr__("SAMPLERS") if "SAMPLERS" not in globals() else globals()["SAMPLERS"]
-    if name not in registry:
-        raise ValueError(f"unknown sampler {name!r}; registered: {', '.join(sorted(registry))}")
-    cls = registry[name]
-    common = {"scan", "proposal_temperature", "proposals_per_sweep"}
-    own = {k: v for k, v in settings.items() if k not in common}
-    if name in SAMPLER_OPTIONS:  # the one check of settings a sampler would ignore
-        counts = free.sum(-1).tolist() if hasattr(free, "sum") else None  # type: ignore[attr-defined]
-        counts = [region_max] if region_max is not None else counts
-        check_settings(
-            name, own, temperature=float(getattr(target, "temperature", 1.0)),
-            proposal_temperature=float(settings.get("proposal_temperature", 1.0)),  # type: ignore[arg-type]
-            free_counts=counts,
-        )  # fmt: skip
-    else:  # a sampler registered at run time, without a row in SAMPLER_OPTIONS
-        unknown = sorted(set(own) - set(cls.OPTIONS))
-        if unknown:
-            raise ValueError(f"sampler {name!r} takes no option {unknown}")
-    return cls(target, free, **settings)  # type: ignore[no-any-return]
 
 
 __all__ = [

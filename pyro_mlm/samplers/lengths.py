@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+import pyro_mlm.samplers.indel as indel
 from pyro_mlm.experts.base import Region, edit_distance
-from pyro_mlm.samplers import indel
 from pyro_mlm.samplers.base import SweepSampler
 from pyro_mlm.samplers.indel import (
     equivalent_runs,

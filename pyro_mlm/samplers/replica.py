@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.samplers import build_sampler
 from pyro_mlm.samplers.base import SweepSampler
+from pyro_mlm.samplers.builder import build_sampler
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_replicas, parse_sizes, parse_t_max
 from pyro_mlm.samplers.transitions import MHState, uniform
 from pyro_mlm.validation import check_chains

@@ -1,4 +1,5 @@
-"""A run's report, rebuilt from its ``samples.jsonl``: InferenceData, summary, designs.
+"""The end of a run: its outputs rebuilt from its ``samples.jsonl`` (InferenceData, summary,
+designs), the room ``report/`` doing the computing and drawing.
 
 :func:`write_report` reads the draws back, computes what the report files show (the
 InferenceData, the diagnostics table, the ranked designs, the marginals, the diversity)
