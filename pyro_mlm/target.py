@@ -83,7 +83,7 @@ class Target:
         self.energy = energy
         self.experts = tuple(experts)
         self.over = over
-        self.restrictions = [e for e in self.experts if callable(getattr(e, "allowed", None))]
+        self.restrictions = [e for e in self.experts if restricts(e)]
         self._allowed: dict[tuple[int, str], torch.Tensor] = {}
         self.temperature = check_temperature(
             energy.temperature if temperature is None else temperature
@@ -159,7 +159,7 @@ class Target:
 
     def check_start(self, tokens: torch.Tensor) -> None:
         """Refuse starting sequences ``[C, L]`` that a hard constraint forbids."""
-        from pyro_mlm.experts import check_start
+        from pyro_mlm.experts.registry import check_start
 
         check_start(self.experts, tokens, self.mlm)
 
@@ -249,3 +249,15 @@ def mlm_source(energy: MLMEnergy) -> str:
     param = next(model.parameters(), None) if model is not None else None
     detail = "" if param is None else f", dtype {param.dtype}, device {param.device}"
     return f"the MLM energy ({energy.mlm.name}{detail})"
+
+
+def restricts(expert: object) -> bool:
+    """Whether ``expert`` also restricts the proposal's conditionals (the samplers' one way to
+    ask): a registered expert says so in its declaration
+    (:data:`pyro_mlm.experts.declared.DECLARED`, read into its class's ``restricts``); an
+    expert of the user's own that declares nothing restricts when it has an ``allowed``
+    method."""
+    declared = getattr(expert, "restricts", None)
+    if isinstance(declared, bool):
+        return declared
+    return callable(getattr(expert, "allowed", None))

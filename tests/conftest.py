@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import matplotlib
 import pyro
@@ -14,6 +15,12 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
 from pyro_mlm import MaskedLM
+
+# the case lists and the enumeration helpers live beside the tests they serve
+# (tests/samplers/sampler_cases.py and exact.py, tests/experts/expert_cases.py); tests in
+# other folders import them by name, so their folders are on the path whatever runs first
+for _folder in ("samplers", "experts"):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), _folder))
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["a", "b", "c", "d", "e", "f", "g", "h"]
@@ -31,14 +38,17 @@ def tiny_mlm(
     init_range: float = 0.02,
     hidden: int = 32,
     max_positions: int = 32,
+    words: Sequence[str] | None = None,
     **kwargs: object,
 ) -> MaskedLM:
-    """A random 2-layer BERT MLM over ``[PAD] [UNK] [CLS] [SEP] [MASK]`` + ``num_words`` words.
+    """A random 2-layer BERT MLM over ``[PAD] [UNK] [CLS] [SEP] [MASK]`` + ``num_words`` words
+    (or ``words``: e.g. residues with ``split=list``, a tiny protein model).
 
     ``init_range`` sets the weight scale: larger values give peakier, more mutually
     inconsistent conditionals (the regime where masked Gibbs is visibly wrong).
     """
-    vocab = {tok: i for i, tok in enumerate(SPECIAL + WORDS[:num_words])}
+    names = list(WORDS[:num_words] if words is None else words)
+    vocab = {tok: i for i, tok in enumerate(SPECIAL + names)}
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(vocab),

@@ -17,10 +17,10 @@ def optimize(args: argparse.Namespace) -> int:
     from pyro_mlm.design.sites import fill_masked
     from pyro_mlm.energy import MLMEnergy
     from pyro_mlm.models.load import load_model, load_vocabulary, resolve_device
+    from pyro_mlm.run.prepare import build_experts, prepare
     from pyro_mlm.run.progress import Progress
-    from pyro_mlm.run.spec import build_experts, prepare
-    from pyro_mlm.samplers import build_sampler
     from pyro_mlm.samplers.anneal import anneal, schedule
+    from pyro_mlm.samplers.builder import assemble
     from pyro_mlm.target import Target
 
     device = resolve_device(args.device)
@@ -64,7 +64,7 @@ def optimize(args: argparse.Namespace) -> int:
         options=sampler_options(args, kernel),
         experts=tuple(args.expert or ()),
     ).validate()
-    tokens, mask = prepare(spec, vocab, flag)  # checked before the weights load
+    tokens, mask, _ = prepare(spec, vocab, flag)  # checked before the weights load
     build_experts(spec, vocab, tokens, mask, weights=False)  # bad experts, before the weights
     from pyro_mlm.cli.threads import say_thread_note
 
@@ -78,7 +78,7 @@ def optimize(args: argparse.Namespace) -> int:
         target.conditionals, tokens, (tokens == mlm.mask_token_id) & mask,
         mlm.proposable_ids, generator,
     )  # fmt: skip
-    sampler = build_sampler(kernel, target, mask, **spec.options)
+    sampler = assemble(kernel, target, mask, spec.options)  # options checked by prepare
     bar = Progress(
         args.sweeps, enabled=not args.no_progress, desc=f"{mlm.name} anneal", unit="sweep"
     )

@@ -15,18 +15,11 @@ from typing import Any
 from pyro_mlm import __version__
 from pyro_mlm.design.numbering import SCHEMES
 from pyro_mlm.design.sites import FREE_HELP
+from pyro_mlm.experts.declared import EXPERTS_HELP
 from pyro_mlm.models.packaged import PACKAGED
 from pyro_mlm.run.spec import BACKENDS, ENERGIES, ENERGY_OVER, SCANS
 from pyro_mlm.samplers.options import LENGTH_SAMPLERS
 
-EXPERTS_HELP = (
-    "max-mutations:k=3 (at most k mutations from the start over the free positions); "
-    "'forbid:pattern=N[^P][ST]' or forbid:preset=liabilities (motifs that may not occur); "
-    "allowed:98-101:DEKR (per-position alphabets, also restricting the proposal); "
-    "'composition:property=charge;target=0;weight=1' (or hydrophobicity); "
-    "'mlm:model=sapiens-h;weight=1' (a second MLM's energy); "
-    "'classifier:model=DIR;label=1;weight=1' (a sequence classifier's -log p)"
-)
 ENERGY_HELP = (
     "norm: E(X) = -sum_t log p(x_t | X without t), the negative pseudo-log-likelihood "
     "(default); raw: E(X) = -sum_t s_t(X)[x_t], the MLM's raw logit (Goyal et al. 2022)"

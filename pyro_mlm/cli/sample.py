@@ -8,12 +8,14 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from pyro_mlm.cli.directory import check_new_directory, check_resumable
 from pyro_mlm.cli.inputs import UsageError, check_memory, check_scale_out, read_records
-from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE, run_files
+from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SPEC_FILE
 from pyro_mlm.run.spec import RunSpec
 
 if TYPE_CHECKING:
     from pyro_mlm.models.vocabulary import Vocabulary
+    from pyro_mlm.run.prepare import Prepared
 
 RUN_DEFAULTS: dict[str, Any] = {
     "model": "antiberty",
@@ -39,7 +41,7 @@ def sample(args: argparse.Namespace) -> int:
     if not args.resume and (args.model or RUN_DEFAULTS["model"]) in PACKAGED:
         PACKAGED[args.model or RUN_DEFAULTS["model"]].check_installed()  # before torch loads
     from pyro_mlm.models.load import load_vocabulary, resolve_device
-    from pyro_mlm.run.spec import prepare
+    from pyro_mlm.run.prepare import prepare, with_resolved_free
 
     device = resolve_device(args.device)
     check_scale_out(args)
@@ -52,13 +54,14 @@ def sample(args: argparse.Namespace) -> int:
         vocab = load_vocabulary(spec.model)
     else:
         directory = args.out
-        _check_new_directory(directory)
+        check_new_directory(directory)
         vocab = load_vocabulary(args.model or RUN_DEFAULTS["model"])
         from pyro_mlm.run.recorded import record_inputs
 
         spec = record_inputs(_new_spec(args, vocab))  # input files by content
     from pyro_mlm.cli import scale
 
+    prepared = None
     if spec.chains_per_start:  # a campaign: every job checked before the weights load
         from pyro_mlm.run.campaign import job_specs
 
@@ -66,9 +69,9 @@ def sample(args: argparse.Namespace) -> int:
             prepare(job, vocab, flag)
         mode = "campaign"
     else:
-        prepare(spec, vocab, flag)  # sequences, lengths, free positions, before the weights
+        prepared = prepare(spec, vocab, flag)  # the one check of the start, before the weights
         if not args.resume:
-            spec = spec.with_resolved_free(vocab)  # run.json records what --free resolved to
+            spec = with_resolved_free(spec, vocab, prepared)  # run.json records it
         if args.resume:  # a run goes on the way it started
             sharded = scale.is_sharded(directory)
         else:
@@ -78,12 +81,20 @@ def sample(args: argparse.Namespace) -> int:
 
     with claimed(directory, "the run directory", directory=True):
         if not args.resume:  # again, now that the directory is ours: nobody started there
-            _check_new_directory(directory)
-        return _run(args, spec, directory, mode, device)
+            check_new_directory(directory)
+        return _run(args, spec, directory, mode, device, prepared)
 
 
-def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, device: Any) -> int:
-    """The run itself, in a directory this process holds (:mod:`pyro_mlm.run.claim`)."""
+def _run(
+    args: argparse.Namespace,
+    spec: RunSpec,
+    directory: str,
+    mode: str,
+    device: Any,
+    prepared: Prepared | None,
+) -> int:
+    """The run itself, in a directory this process holds (:mod:`pyro_mlm.run.claim`), from
+    the command's ``prepared`` start (None for a campaign: each job prepares its own)."""
     import torch
 
     from pyro_mlm.cli import scale
@@ -109,7 +120,7 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
         spec = spec.replace(threads=torch.get_num_threads())
     say_thread_note()
     if args.resume:
-        if mode == "plain" and _check_resumable(directory, spec) >= spec.samples:
+        if mode == "plain" and check_resumable(directory, spec) >= spec.samples:
             if args.samples is None or args.samples <= spec.samples:
                 print(
                     f"{directory} holds a finished run ({spec.samples} draws per chain x "
@@ -136,8 +147,9 @@ def _run(args: argparse.Namespace, spec: RunSpec, directory: str, mode: str, dev
     from pyro_mlm.run.loop import sample_to_directory
 
     result = sample_to_directory(
-        spec, mlm, directory, resume=bool(args.resume), progress=not args.no_progress
-    )
+        spec, mlm, directory, resume=bool(args.resume), progress=not args.no_progress,
+        prepared=prepared,
+    )  # fmt: skip
     from pyro_mlm.cli.result import print_result
 
     print_result(result, spec, directory, top=args.top)
@@ -283,33 +295,3 @@ def _resumed_spec(args: argparse.Namespace, directory: str) -> RunSpec:
     if args.samples is not None and args.samples < spec.samples:
         raise UsageError(f"--samples {args.samples} is fewer than the run's {spec.samples}")
     return spec
-
-
-def _check_resumable(directory: str, spec: RunSpec) -> int:
-    """Read the checkpoint and every draw line once, so damage shows before the weights
-    load; the draws per chain written."""
-    from pyro_mlm.run.store import CHECKPOINT_KEYS, load_checkpoint, read_draws
-
-    load_checkpoint(os.path.join(directory, CHECKPOINT_FILE), CHECKPOINT_KEYS)
-    draws = read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains, not spec.lengths)
-    return 0 if draws is None else int(draws["energy"].shape[1])
-
-
-def _check_new_directory(directory: str) -> None:
-    ours = run_files()
-    if os.path.isfile(os.path.join(directory, SPEC_FILE)):
-        raise UsageError(
-            f"output directory {directory} already holds a run; continue it with "
-            f"--resume {directory}, or choose another --out"
-        )
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"--out {directory} is a file, not a directory")
-    if os.path.isdir(directory) and any(os.path.exists(os.path.join(directory, f)) for f in ours):
-        raise UsageError(
-            f"output directory {directory} holds files of another run; choose another --out"
-        )
-    parent = os.path.dirname(os.path.abspath(directory))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {directory}: cannot create it, {parent} is not writable")

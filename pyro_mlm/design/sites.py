@@ -243,35 +243,3 @@ def fill_masked(
         pick = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         out[rows, t] = proposable[pick]
     return out
-
-
-def variable_region(
-    spec: Any, vocab: Vocabulary, tokens: torch.Tensor, free: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens and free mask padded for ``--lengths`` (the region's longest length); a
-    ``ValueError`` in one line for a region that is not one stretch, a start length outside
-    the range, or a model without a pad token."""
-    from pyro_mlm.samplers.indel import length_prior, padded_start
-    from pyro_mlm.samplers.options import parse_lengths
-
-    lengths = parse_lengths(spec.lengths)
-    tokens, free = padded_start(tokens, free, lengths, vocab.pad_token_id, vocab.max_length)
-    recorded = dict(spec.length_weights) if spec.length_weights else None
-    length_prior(spec.length_prior, lengths, recorded)  # a bad prior: refused before the weights
-    vocab.check_length(tokens.shape[1])
-    return tokens, free
-
-
-def region_of(spec: Any, vocab: Vocabulary, free: torch.Tensor) -> Any:
-    """The experts' :class:`~pyro_mlm.experts.base.Region` of a ``--lengths`` run (padded
-    ``free [C, L]``), or None."""
-    if not spec.lengths:
-        return None
-    from pyro_mlm.experts.base import Region
-    from pyro_mlm.samplers.indel import region_start
-    from pyro_mlm.samplers.options import parse_lengths
-
-    first = region_start(free)
-    after = free.shape[-1] - first - parse_lengths(spec.lengths)[1]
-    assert vocab.pad_token_id is not None
-    return Region(first, after, vocab.pad_token_id)

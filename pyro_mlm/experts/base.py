@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from pyro_mlm.experts.declared import DECLARED
+from pyro_mlm.region.layout import Region
+
 if TYPE_CHECKING:
     from pyro_mlm.models.vocabulary import Vocabulary
 
@@ -30,44 +33,26 @@ class Context:
     region: Region | None = None
 
 
-@dataclass(frozen=True)
-class Region:
-    """A free region whose length varies: it starts at ``first`` and is followed by ``after``
-    fixed tokens and then by ``pad`` tokens up to the stored width."""
-
-    first: int
-    after: int
-    pad: int
-
-    def bounds(self, row: Sequence[int]) -> tuple[int, int]:
-        """``(lo, hi)``: the region of one sequence of ids is ``row[lo:hi]``."""
-        real = sum(1 for t in row if t != self.pad)
-        return self.first, real - self.after
-
-
-def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
-    """Levenshtein distance: the fewest substitutions, insertions and deletions from ``a``
-    to ``b`` (mutations counted along the best alignment).
-
-    >>> edit_distance([1, 2, 3], [1, 3]), edit_distance([1, 2], [2, 1])
-    (1, 2)
-    """
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
-
-
 class Expert:
     """Base class: ``weight * energy(tokens)`` for soft experts, ``energy`` for hard ones."""
 
     name: ClassVar[str] = "expert"
+    # read from the expert's row of pyro_mlm.experts.declared.DECLARED (__init_subclass__)
     hard: ClassVar[bool] = False
+    # also masks the proposal's conditionals (None: undeclared, pyro_mlm.target.restricts)
+    restricts: ClassVar[bool | None] = None
     KEYS: ClassVar[dict[str, str]] = {}  # key -> help, for the command line
     MAIN: ClassVar[str | None] = None  # the key that ``NAME:value`` sets
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A registered expert (``name`` a row of :data:`~pyro_mlm.experts.declared.DECLARED`)
+        takes its kind, keys and main key from its declaration."""
+        super().__init_subclass__(**kwargs)
+        declared = DECLARED.get(cls.__dict__.get("name", ""))
+        if declared is not None:
+            cls.hard, cls.restricts = declared.hard, declared.restricts
+            cls.KEYS, cls.MAIN = declared.keys, declared.main
+
     weight: float = 1.0
 
     def energy(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
     from pyro_mlm.models.vocabulary import Vocabulary
 
-from pyro_mlm.experts.base import INF, Context, Expert, Region, _int, _Text, edit_distance
+from pyro_mlm.experts.base import INF, Context, Expert, _int, _Text
+from pyro_mlm.region.layout import Region, edit_distance
 
 # antibody sequence liabilities, as regular expressions over the residues
 LIABILITIES: dict[str, str] = {
@@ -33,12 +34,6 @@ class MaxMutations(Expert):
     an insertion and a deletion count one mutation each."""
 
     name = "max-mutations"
-    hard = True
-    KEYS: ClassVar[dict[str, str]] = {
-        "k": "most free positions that may differ from the parent",
-        "parent": "the parent sequence (default: the start of chain 0)",
-    }
-    MAIN = "k"
 
     def __init__(
         self, parent: torch.Tensor, free: torch.Tensor, k: int, region: Region | None = None
@@ -118,13 +113,6 @@ class Forbid(Expert):
     ``free [L]`` marks the free positions (``None``: every position counts)."""
 
     name = "forbid"
-    hard = True
-    KEYS: ClassVar[dict[str, str]] = {
-        "pattern": "a regular expression (several: separate with '|', or repeat --expert)",
-        "preset": "'liabilities' (N-glycosylation, DG, NG, unpaired C)",
-        "scope": "free (default: a match must touch a free position) or all",
-    }
-    MAIN = "pattern"
 
     def __init__(
         self,
@@ -220,11 +208,6 @@ class Allowed(Expert):
     """
 
     name = "allowed"
-    hard = True
-    KEYS: ClassVar[dict[str, str]] = {
-        "sites": "RANGE:LETTERS[,RANGE:LETTERS...], e.g. 98-101:DEKR,105:G (1-based)"
-    }
-    MAIN = "sites"
 
     def __init__(self, sites: Mapping[int, Sequence[int]], spec: str = "") -> None:
         self.sites = {int(t): sorted({int(i) for i in ids}) for t, ids in sites.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,13 +32,6 @@ class Composition(Expert):
     """
 
     name = "composition"
-    KEYS: ClassVar[dict[str, str]] = {
-        "property": "charge or hydrophobicity",
-        "target": "the value to pull towards",
-        "weight": "w (default 1)",
-        "ph": "pH for the charge (default 7.4)",
-    }
-    MAIN = "property"
 
     def __init__(
         self, vocabulary: Vocabulary, prop: str, target: float, weight: float = 1.0, ph: float = 7.4
@@ -102,12 +95,6 @@ class MLMExpert(Expert):
     """
 
     name = "mlm"
-    KEYS: ClassVar[dict[str, str]] = {
-        "model": "a packaged name, a local directory or a hub id",
-        "weight": "w (default 1)",
-        "energy": "norm or raw (default norm)",
-    }
-    MAIN = "model"
 
     def __init__(
         self,
@@ -185,13 +172,6 @@ class Classifier(Expert):
     """
 
     name = "classifier"
-    KEYS: ClassVar[dict[str, str]] = {
-        "model": "a directory or hub id of a sequence-classification model",
-        "label": "the class to favour (default 1)",
-        "weight": "w (default 1)",
-        "spaced": "true: put spaces between residues for the classifier's tokenizer",
-    }
-    MAIN = "model"
 
     def __init__(
         self,
@@ -238,11 +218,21 @@ class HuggingFaceClassifier:
     def __init__(self, name_or_path: str, spaced: bool = False) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from pyro_mlm.models.load import from_directory_or_hub
         from pyro_mlm.models.vocabulary import quiet_transformers
 
-        with quiet_transformers():
-            self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        def read(local_only: bool) -> tuple[Any, Any]:
+            with quiet_transformers():
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    name_or_path, local_files_only=local_only
+                )
+                tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+            return model.eval(), tokenizer
+
+        # a missing directory or an unreachable hub id: one ValueError naming it
+        self.model, self.tokenizer = from_directory_or_hub(
+            name_or_path, read, "a sequence-classification model's weights and its tokenizer"
+        )
         self.spaced = spaced
 
     def __call__(self, texts: list[str]) -> torch.Tensor:

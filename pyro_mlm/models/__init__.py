@@ -10,8 +10,8 @@ Imports run one way, ``load -> packaged -> mlm -> vocabulary``:
 - :mod:`.load`: any model or vocabulary by name, directory or hub id.
 
 The names below are imported on first use (the command line's ``--help`` needs none of
-them). ``MaskedLM`` is handed out with its loading constructors (``from_pretrained``,
-``antiberty``, ``sapiens``, ``rxnmapper``) registered by :mod:`.load`.
+them). ``MaskedLM``'s loading constructors (``from_pretrained``, ``antiberty``, ``sapiens``,
+``rxnmapper``) find their loaders in :data:`.mlm.LOADERS`, a declared table.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pyro_mlm.models' has no attribute {name!r}")
-    if name == "MaskedLM":
-        importlib.import_module("pyro_mlm.models.load").register_constructors()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

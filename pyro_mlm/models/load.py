@@ -91,7 +91,7 @@ def load_model(
             )
         return MaskedLM(model.to(target), tokenizer, proposable=proposable, name=name_or_path)
 
-    return _from_directory_or_hub(name_or_path, read, "the weights and the tokenizer files")
+    return from_directory_or_hub(name_or_path, read, "the weights and the tokenizer files")
 
 
 def load_worker_model(
@@ -127,7 +127,7 @@ def load_vocabulary(name_or_path: str) -> Vocabulary:
             name=name_or_path,
         )
 
-    return _from_directory_or_hub(name_or_path, read, "the tokenizer files")
+    return from_directory_or_hub(name_or_path, read, "the tokenizer files")
 
 
 # ---------------------------------------------------------------- internals
@@ -137,7 +137,7 @@ def _packaged(name_or_path: object) -> Any:
     return PACKAGED.get(name_or_path.lower())
 
 
-def _from_directory_or_hub(name: str, read: Callable[[bool], T], needs: str) -> T:
+def from_directory_or_hub(name: str, read: Callable[[bool], T], needs: str) -> T:
     """``read(local_only)`` for a directory or hub id, its failures as one ``ValueError``."""
     known = ", ".join(sorted(PACKAGED))
     is_dir = os.path.isdir(name)
@@ -173,17 +173,3 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def register_constructors() -> None:
-    """Give ``MaskedLM.from_pretrained`` / ``antiberty`` / ``sapiens`` / ``rxnmapper`` their
-    loaders (:mod:`pyro_mlm.models` calls it before it hands out ``MaskedLM``)."""
-    from pyro_mlm.models.mlm import LOADERS
-    from pyro_mlm.models.packaged import load_antiberty, load_rxnmapper, load_sapiens
-
-    LOADERS.update(
-        from_pretrained=load_model,
-        antiberty=load_antiberty,
-        sapiens=load_sapiens,
-        rxnmapper=load_rxnmapper,
-    )

@@ -20,32 +20,18 @@ from typing import Any
 
 import torch
 
+from pyro_mlm.models.gather import GatherHook, encoder_of
 from pyro_mlm.models.vocabulary import Vocabulary, max_length_of
 
-# name -> loader of MaskedLM's constructors (from_pretrained, antiberty, sapiens, rxnmapper),
-# filled by pyro_mlm.models.load when it is imported: loading sits above this module
-LOADERS: dict[str, Callable[..., MaskedLM]] = {}
-
-ANTIBERTY_REQUIREMENT = "antiberty==0.1.3"
-
-
-class _GatherHook:
-    """Forward hook that keeps only the hidden states at each row's wanted positions."""
-
-    def __init__(self) -> None:
-        self.positions: torch.Tensor | None = None  # [N, P]
-
-    def __call__(self, module: torch.nn.Module, args: Any, output: Any) -> Any:
-        if self.positions is None:
-            return None
-        hidden = output[0]
-        index = self.positions.to(hidden.device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-        gathered = hidden.gather(1, index)
-        if isinstance(output, tuple):
-            return (gathered, *output[1:])
-        first_key = next(iter(output.keys()))
-        output[first_key] = gathered
-        return output
+# name -> "module:function" of the loader behind each of MaskedLM's loading constructors:
+# declared here and imported on first call (like the sampler registry), because loading sits
+# above this module; nothing fills this table as a side effect of an import
+LOADERS: dict[str, str] = {
+    "from_pretrained": "pyro_mlm.models.load:load_model",
+    "antiberty": "pyro_mlm.models.packaged:load_antiberty",
+    "sapiens": "pyro_mlm.models.packaged:load_sapiens",
+    "rxnmapper": "pyro_mlm.models.packaged:load_rxnmapper",
+}
 
 
 class MaskedLM(Vocabulary):
@@ -112,9 +98,9 @@ class MaskedLM(Vocabulary):
             split=list if (char_level and split is None) else split,
             name=name or getattr(model.config, "_name_or_path", "") or type(model).__name__,
         )
-        self._hook = _GatherHook()
+        self._hook = GatherHook()
         self.head_mode = "full"
-        base = _encoder_of(model)
+        base = encoder_of(model)
         if base is not None:
             handle = base.register_forward_hook(self._hook)
             if self._gather_matches_full():
@@ -187,15 +173,13 @@ class MaskedLM(Vocabulary):
 
     @classmethod
     def _loader(cls, name: str) -> Callable[..., MaskedLM]:
-        """The loader behind a constructor, registered by :mod:`pyro_mlm.models.load` (the
-        loaders sit above this module, so that imports run one way)."""
-        if name not in LOADERS:
-            raise RuntimeError(
-                f"MaskedLM.{name} needs the loaders: import MaskedLM from pyro_mlm or "
-                "pyro_mlm.models (or import pyro_mlm.models.load) rather than from "
-                "pyro_mlm.models.mlm alone"
-            )
-        return LOADERS[name]
+        """The loader behind a constructor, as :data:`LOADERS` declares it (imported now:
+        the loaders sit above this module, so that imports run one way)."""
+        import importlib
+
+        module, function = LOADERS[name].split(":")
+        loader: Callable[..., MaskedLM] = getattr(importlib.import_module(module), function)
+        return loader
 
     # ------------------------------------------------------------------ tokens
     @property
@@ -297,9 +281,3 @@ class MaskedLM(Vocabulary):
             f"MaskedLM({self.name!r}, vocab={self.vocab_size}, "
             f"proposable={len(self.proposable_ids)}, head={self.head_mode})"
         )
-
-
-def _encoder_of(model: torch.nn.Module) -> torch.nn.Module | None:
-    prefix = getattr(model, "base_model_prefix", "")
-    base = getattr(model, prefix, None) if prefix else None
-    return base if isinstance(base, torch.nn.Module) and base is not model else None

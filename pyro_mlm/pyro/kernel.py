@@ -28,15 +28,16 @@ from pyro_mlm.pyro.parallel import (
     ChainsFirst,
     calling_pyro_unary_chain,
     calling_pyro_worker,
-    pyro_worker_index,
+    worker_start,
 )
 from pyro_mlm.pyro.potential import ExtraPotential, mlm_model
-from pyro_mlm.pyro.records import RECORDS_KEY, SUMMARY_SITES, SweepRecords
-from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler, build_sampler
+from pyro_mlm.pyro.records import RECORDS_KEY, SUMMARY_SITES, SweepRecords, record_sweep
+from pyro_mlm.region.layout import padded_start
+from pyro_mlm.samplers import SAMPLERS, SweepInfo, SweepSampler
+from pyro_mlm.samplers.builder import assemble, check_options
 from pyro_mlm.samplers.chain import Chain
-from pyro_mlm.samplers.indel import padded_start
-from pyro_mlm.samplers.lengths import VariableLength, check_length_settings
-from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_settings
+from pyro_mlm.samplers.lengths import check_length_settings
+from pyro_mlm.samplers.options import SAMPLER_OPTIONS, check_sizes
 from pyro_mlm.samplers.scan import SCANS, Scan
 from pyro_mlm.target import Target
 from pyro_mlm.validation import (
@@ -110,11 +111,10 @@ class SamplerKernel(MCMCKernel):
         check_proposals(proposals_per_sample, "proposals_per_sample")
         if extra_potential is not None and not callable(extra_potential):
             raise TypeError("extra_potential must be a callable tokens [N, L] -> energy [N]")
-        if sampler in SAMPLER_OPTIONS:  # a run-time registration has no row: its own check
-            check_settings(
-                sampler, options, temperature=energy.temperature,
-                proposal_temperature=proposal_temperature,
-            )  # fmt: skip
+        check_options(  # the kernel's one check of its settings (sizes: with the start)
+            sampler, options, temperature=energy.temperature,
+            proposal_temperature=proposal_temperature,
+        )  # fmt: skip
         self.lengths, self.length_prior, self.length_moves = check_length_settings(
             sampler, lengths, length_prior, length_moves, energy.mlm.max_length
         )
@@ -167,6 +167,9 @@ class SamplerKernel(MCMCKernel):
         self._initial = tokens.reshape(-1, tokens.shape[-1]).to(self.energy.mlm.device)
         self._mask = None
         mask = self._free_mask()  # validate now, at the boundary
+        if self.sampler_name in SAMPLER_OPTIONS:  # sizes against what a region can reach
+            reach = [self.lengths[1]] if self.lengths else mask.sum(-1).tolist()
+            check_sizes(self.sampler_name, self.options, reach)
         if self.lengths is not None:  # padded to the longest region: one shape for Pyro
             mlm = self.energy.mlm
             pad, limit = mlm.pad_token_id, mlm.max_length
@@ -182,32 +185,20 @@ class SamplerKernel(MCMCKernel):
     def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
         """Build the sampler, seed its generator, evaluate the start state, reset records."""
         self.chain = None  # initial_params reads the start, not a previous run's chains
-        chain = pyro_worker_index()
-        if chain is not None:
-            if chain not in self._per_worker:
-                raise RuntimeError(
-                    "pyro ran this kernel in a parallel worker without its chain's initial "
-                    "tokens; run vectorised chains instead: initial_params={'tokens': "
-                    "LongTensor[C, L]} with num_chains=1"
-                )
-            self._initial = self._per_worker[chain]
-            # a forked worker inherits the parent's OpenMP pool in a broken state and
-            # deadlocks in its first parallel op; parallel chains share the cores anyway
-            torch.set_num_threads(1)
+        own = worker_start(self._per_worker)  # a parallel worker's own row (Pyro 1.9.2)
+        if own is not None:
+            self._initial = own
         start = self.initial_params["tokens"]  # raises a clear error when none was given
         tokens = self._initial
         assert tokens is not None
         mask = self._free_mask()
-        most = self.lengths[1] if self.lengths is not None else None  # MAX of the region
-        self.sampler = build_sampler(
-            self.sampler_name, self.target, mask, scan=self.scan, region_max=most,
+        # settings checked at construction, sizes with the start: not again here
+        self.sampler = assemble(
+            self.sampler_name, self.target, mask, self.options, scan=self.scan,
             proposal_temperature=self.proposal_temperature,
-            proposals_per_sweep=self.proposals_per_sample or most, **self.options,
+            proposals_per_sweep=self.proposals_per_sample, lengths=self.lengths,
+            length_prior=self.length_prior, length_moves=self.length_moves,
         )  # fmt: skip
-        if self.lengths is not None:
-            self.sampler = VariableLength(
-                self.sampler, self.lengths, self.length_prior, self.length_moves
-            )
         generator = torch.Generator(device=tokens.device)
         generator.manual_seed(int(torch.randint(2**62, ())))  # from pyro.set_rng_seed
         self.model = mlm_model(
@@ -226,12 +217,7 @@ class SamplerKernel(MCMCKernel):
         info = chain.step()
         self.last_sweep = info
         if chain.sweep > chain.warmup:
-            self._records.setdefault("seconds", []).append(
-                torch.full(info.rows.shape, chain.last_seconds)
-            )
-            for name, value in info._asdict().items():
-                self._records.setdefault(name, []).append(value.cpu())
-            self._records.setdefault("tokens", []).append(chain.tokens.cpu())
+            record_sweep(self._records, info, chain.tokens, chain.last_seconds)
         return self._sites()
 
     def logging(self) -> OrderedDict[str, str]:

@@ -49,9 +49,24 @@ def calling_pyro_unary_chain() -> int | None:
     return None
 
 
-def pyro_worker_index() -> int | None:
-    """Chain id when ``setup`` runs inside a pyro parallel worker (``_Worker.run``)."""
-    return _pyro_worker_chain(sys._getframe(1), depth=8)
+def worker_start(per_worker: dict[int, torch.Tensor]) -> torch.Tensor | None:
+    """Inside a Pyro parallel worker (called from the kernel's ``setup``): that chain's own
+    start, recorded by the setter, with torch set to one thread; None in the main process.
+
+    A forked worker inherits the parent's OpenMP pool in a broken state and deadlocks in
+    its first parallel op; parallel chains share the cores anyway.
+    """
+    chain = _pyro_worker_chain(sys._getframe(1), depth=8)  # from setup, inside _Worker.run
+    if chain is None:
+        return None
+    if chain not in per_worker:
+        raise RuntimeError(
+            "pyro ran this kernel in a parallel worker without its chain's initial "
+            "tokens; run vectorised chains instead: initial_params={'tokens': "
+            "LongTensor[C, L]} with num_chains=1"
+        )
+    torch.set_num_threads(1)
+    return per_worker[chain]
 
 
 class ChainsFirst(Transform):

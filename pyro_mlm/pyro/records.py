@@ -14,11 +14,23 @@ save_params=["tokens", "energy", "hamming"])`` puts the tokens in ``get_samples(
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 
 SUMMARY_SITES = ("energy", "hamming")  # saved by default; "length" too where it varies
 RECORDS_KEY = "draws"  # the key of MCMC.diagnostics() that holds each chain's records
+
+
+def record_sweep(
+    records: dict[str, list[torch.Tensor]], info: Any, tokens: torch.Tensor, seconds: float
+) -> None:
+    """Append a kept sweep to ``records`` (name -> per-sweep ``[C, ...]`` tensors): the sweep
+    info's fields, the chains' ``tokens`` and the sweep's wall time ``seconds``."""
+    records.setdefault("seconds", []).append(torch.full(info.rows.shape, seconds))
+    for name, value in info._asdict().items():
+        records.setdefault(name, []).append(value.cpu())
+    records.setdefault("tokens", []).append(tokens.cpu())
 
 
 class SweepRecords(Mapping[str, torch.Tensor]):

@@ -129,7 +129,7 @@ def rank_designs(
     def distance(row: np.ndarray) -> int:
         if not variable:
             return int(((row != start) & mask).sum())
-        from pyro_mlm.experts.base import edit_distance
+        from pyro_mlm.region.layout import edit_distance
 
         ours, theirs = row[mask], start[mask]
         return edit_distance(ours[ours != gap].tolist(), theirs[theirs != gap].tolist())

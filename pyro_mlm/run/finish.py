@@ -23,7 +23,6 @@ from pyro_mlm.report.marginals import entropy_bits, marginals, mean_pairwise_ham
 from pyro_mlm.run.artifacts import SAMPLES_FILE, Report, write_all
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import read_draws
-from pyro_mlm.samplers.options import parse_lengths
 from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
@@ -74,11 +73,15 @@ def write_report(
     draws = 0 if data is None else data["energy"].shape[1]
     table = idata = designs = diversity = None
     variable = None
-    if data is not None and spec.lengths:  # the region left-aligned, gaps (pads) after it
-        variable = aligned_region(spec, vocab, free)
-        data["tokens"] = align(data["tokens"], *variable)
-        free = torch_mask(variable[0], variable[2], data["tokens"].shape[-1], free.shape[0])
-        start = None if start is None else _as_tensor(align(start.cpu().numpy(), *variable))
+    lengths = spec.length_range
+    if data is not None and lengths:  # the region left-aligned, gaps (pads) after it
+        from pyro_mlm.region.layout import Region
+
+        assert vocab.pad_token_id is not None  # the run's checks refuse --lengths without one
+        variable = Region.of(free.cpu(), lengths, vocab.pad_token_id)
+        data["tokens"] = variable.align(data["tokens"])
+        free = variable.aligned_mask(free.shape[0])
+        start = None if start is None else _as_tensor(variable.align(start.cpu().numpy()))
     if data is not None:
         data["lp"] = log_density(data["energy"], spec.temperature)
         data["free_region"] = free_regions(data["tokens"], free.cpu().numpy(), vocab)
@@ -87,7 +90,7 @@ def write_report(
         idata = inference_data_from_draws(data, residue=residue)
         table = summary(idata, seconds=sampling_seconds)
         if variable is not None:
-            table = length_marginal(table, data["length"], parse_lengths(spec.lengths))
+            table = length_marginal(table, data["length"], variable.lengths)
         begin = data["tokens"][0, 0] if start is None else start[0].cpu().numpy()
         labels = spec.resolved_free or label_free(
             spec.free, _as_tensor(begin), free[0].cpu(), vocab, spec.numbering
@@ -159,41 +162,6 @@ def design_summaries(
         "mean entropy per position (bits)": float(entropy_bits(freq).mean()),
     }
     return designs, (numbers, letters, freq, start_text), diversity
-
-
-def aligned_region(
-    spec: RunSpec, vocab: Vocabulary, free: torch.Tensor
-) -> tuple[int, int, int, int]:
-    """``(first, after, most, pad)`` of a ``--lengths`` run (``free [C, W]``, the padded
-    start's mask): where its region starts, the fixed tokens after it, its longest length
-    and the pad id."""
-    from pyro_mlm.design.sites import region_of
-
-    region = region_of(spec, vocab, free.cpu())
-    return region.first, region.after, parse_lengths(spec.lengths)[1], region.pad
-
-
-def align(tokens: np.ndarray, first: int, after: int, most: int, pad: int) -> np.ndarray:
-    """Sequences ``[..., W]`` stored with pads at the end, rewritten with the region
-    left-aligned in ``most`` columns and its gaps (pads) after it, so that every fixed
-    token keeps its column: ``A B C [SEP] [PAD]`` -> ``A B [PAD] C [SEP]`` (region ``B``,
-    ``most`` 2). Marginals and designs read the region's columns as slots 1..most."""
-    flat = np.asarray(tokens).reshape(-1, np.asarray(tokens).shape[-1])
-    out = np.full_like(flat, pad)
-    real = (flat != pad).sum(-1)
-    for i, row in enumerate(flat):
-        n = int(real[i]) - first - after
-        out[i, : first + n] = row[: first + n]
-        out[i, first + most : first + most + after] = row[first + n : first + n + after]
-    return out.reshape(np.asarray(tokens).shape)
-
-
-def torch_mask(first: int, most: int, width: int, chains: int) -> torch.Tensor:
-    """``[C, W]`` the aligned region's columns."""
-    import torch
-
-    span = torch.arange(width)
-    return ((span >= first) & (span < first + most)).expand(chains, width)
 
 
 def length_marginal(table: Any, length: np.ndarray, lengths: tuple[int, int]) -> Any:

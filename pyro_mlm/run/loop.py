@@ -32,12 +32,14 @@ import torch
 from pyro_mlm.design.sites import fill_masked
 from pyro_mlm.energy import MLMEnergy
 from pyro_mlm.models.mlm import MaskedLM
+from pyro_mlm.region.prior import length_prior
 from pyro_mlm.run.artifacts import CHECKPOINT_FILE, SAMPLES_FILE, SPEC_FILE
 from pyro_mlm.run.finish import RunResult, write_report
+from pyro_mlm.run.prepare import Prepared, build_experts, prepare, with_resolved_free
 from pyro_mlm.run.progress import Progress
 from pyro_mlm.run.recorded import check_recorded_inputs, record_inputs
 from pyro_mlm.run.records import draw_record
-from pyro_mlm.run.spec import RunSpec, build_experts, prepare
+from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import (
     CHECKPOINT_KEYS,
     load_checkpoint,
@@ -45,11 +47,9 @@ from pyro_mlm.run.store import (
     truncate_draws,
     write_atomic,
 )
-from pyro_mlm.samplers import SweepInfo, SweepSampler, build_sampler
+from pyro_mlm.samplers import SweepInfo, SweepSampler
+from pyro_mlm.samplers.builder import assemble
 from pyro_mlm.samplers.chain import Chain
-from pyro_mlm.samplers.indel import length_prior
-from pyro_mlm.samplers.lengths import VariableLength
-from pyro_mlm.samplers.options import parse_lengths
 from pyro_mlm.target import Target
 
 
@@ -57,30 +57,25 @@ class Interrupted(Exception):
     """Raised inside the sweep loop by SIGINT (Ctrl-C) or SIGTERM (``kill``)."""
 
 
-def build(spec: RunSpec, mlm: MaskedLM) -> tuple[SweepSampler, torch.Tensor]:
-    """The sampler of ``spec`` (from the registry) and its starting tokens ``[C, L]``."""
-    tokens, free = prepare(spec, mlm)
+def build(
+    spec: RunSpec, mlm: MaskedLM, prepared: Prepared | None = None
+) -> tuple[SweepSampler, torch.Tensor]:
+    """The sampler of ``spec`` (:func:`~pyro_mlm.samplers.builder.assemble`) and its starting
+    tokens ``[C, L]``, from the command's ``prepared`` start (prepared here when None)."""
+    tokens, free, _ = prepare(spec, mlm) if prepared is None else prepared
+    tokens, free = tokens.to(mlm.device), free.to(mlm.device)
     energy = MLMEnergy(mlm, spec.energy, temperature=spec.temperature)  # type: ignore[arg-type]
-    experts = build_experts(spec, mlm, tokens.to(mlm.device), free.to(mlm.device), weights=True)
-    settings: dict[str, Any] = {}
-    if spec.lengths:  # one sweep: a proposal per position of the longest region
-        lengths = parse_lengths(spec.lengths)
-        settings["proposals_per_sweep"] = lengths[1]
-    sampler = build_sampler(
-        spec.kernel,
-        Target(energy, experts, over=spec.energy_over),
-        free.to(mlm.device),
-        scan=spec.scan,
-        proposal_temperature=spec.proposal_temperature,
-        region_max=lengths[1] if spec.lengths else None,
-        **settings,
-        **spec.options,
-    )
-    if spec.lengths:
-        recorded = dict(spec.length_weights) if spec.length_weights else None
-        prior = length_prior(spec.length_prior, lengths, recorded)
-        sampler = VariableLength(sampler, lengths, prior, spec.length_moves or None)
-    return sampler, tokens.to(mlm.device)
+    experts = build_experts(spec, mlm, tokens, free, weights=True)
+    lengths = spec.length_range
+    recorded = dict(spec.length_weights) if spec.length_weights else None
+    sampler = assemble(
+        spec.kernel, Target(energy, experts, over=spec.energy_over), free, spec.options,
+        scan=spec.scan,  # type: ignore[arg-type]
+        proposal_temperature=spec.proposal_temperature, lengths=lengths,
+        length_prior=length_prior(spec.length_prior, lengths, recorded) if lengths else "uniform",
+        length_moves=spec.length_moves or None,
+    )  # fmt: skip
+    return sampler, tokens
 
 
 def sample_to_directory(
@@ -92,6 +87,7 @@ def sample_to_directory(
     progress: bool = True,
     on_sweep: Callable[[int], None] | None = None,
     report: bool = True,
+    prepared: Prepared | None = None,
 ) -> RunResult:
     """Run ``spec`` into ``directory`` (a new one, or with ``resume`` the run it holds).
 
@@ -99,6 +95,8 @@ def sample_to_directory(
     checkpoint is saved (the worst moment to be stopped; tests use it to interrupt).
     The directory is created only once the run is ready to start. ``report=False``
     skips the report files (a shard of a sharded run: the driver writes one report).
+    ``prepared`` is the command's checked start (:func:`~pyro_mlm.run.prepare.prepare`),
+    prepared here when None.
     """
     paths = {name: os.path.join(directory, name) for name in (SPEC_FILE, SAMPLES_FILE)}
     checkpoint_path = os.path.join(directory, CHECKPOINT_FILE)
@@ -108,11 +106,12 @@ def sample_to_directory(
         check_recorded_inputs(spec)
     elif not resume:
         spec = record_inputs(spec)
-    sampler, tokens = build(spec, mlm)
+    sampler, tokens = build(spec, mlm, prepared)
     free = sampler.sites.mask
     saved = load_checkpoint(checkpoint_path, CHECKPOINT_KEYS) if resume else None
     if saved is None:
-        spec = spec.with_resolved_free(mlm)  # run.json records what --free resolved to
+        start_of = Prepared(tokens.cpu(), free.cpu())  # what --free resolved to, in run.json
+        spec = with_resolved_free(spec, mlm, start_of)
         generator = torch.Generator(device=mlm.device).manual_seed(spec.seed)
         # mask tokens at free positions get a first value; at fixed positions a mask
         # is context ("unknown residue") and stays

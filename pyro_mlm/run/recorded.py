@@ -13,7 +13,7 @@ from pyro_mlm.run.spec import RunSpec
 
 def models_read(spec: RunSpec) -> list[str]:
     """``--model`` and every expert's ``model=`` (a name or a directory)."""
-    from pyro_mlm.experts import parse_expert
+    from pyro_mlm.experts.declared import parse_expert
 
     names = [spec.model]
     for text in spec.experts:
@@ -38,7 +38,7 @@ def record_inputs(spec: RunSpec) -> RunSpec:
         prints = {name: fingerprint(name) for name in models_read(spec)}
         spec = spec.replace(model_fingerprints=prints)
     if spec.lengths and not spec.length_weights and uses_prior_file(spec):
-        from pyro_mlm.samplers.indel import read_weights
+        from pyro_mlm.region.lengths import read_weights
 
         weights = tuple(sorted(read_weights(spec.length_prior).items()))
         spec = spec.replace(length_weights=weights)
@@ -58,7 +58,7 @@ def check_recorded_inputs(spec: RunSpec) -> None:
             )
     if not (spec.length_weights and os.path.isfile(spec.length_prior)):
         return
-    from pyro_mlm.samplers.indel import read_weights
+    from pyro_mlm.region.lengths import read_weights
 
     now = tuple(sorted(read_weights(spec.length_prior).items()))
     if now != spec.length_weights:

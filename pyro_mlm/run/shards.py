@@ -247,11 +247,11 @@ def _report(
 
     from pyro_mlm.models.load import load_vocabulary
     from pyro_mlm.run.finish import write_report
-    from pyro_mlm.run.spec import build_experts, prepare
+    from pyro_mlm.run.prepare import build_experts, prepare
     from pyro_mlm.run.store import iter_records
 
     vocab = load_vocabulary(spec.model)
-    tokens, free = prepare(spec, vocab)
+    tokens, free, _ = prepare(spec, vocab)
     start = torch.cat(call(runners, "initial_tokens", ()))
     records = list(iter_records(os.path.join(directory, SAMPLES_FILE), spec.chains))
     n = max(len(records), 1)

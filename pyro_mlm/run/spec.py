@@ -1,7 +1,5 @@
-"""A run's settings (``run.json``), checked field by field and against the model's tokens.
-
-Everything here works from a :class:`pyro_mlm.models.vocabulary.Vocabulary`, so the command
-line checks a run before the model's weights are read.
+"""A run's settings (``run.json``), checked field by field (no model needed); checked against
+the model's tokens once per command by :func:`pyro_mlm.run.prepare.prepare`.
 """
 
 from __future__ import annotations
@@ -13,9 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import torch
-
-    from pyro_mlm.models.vocabulary import Vocabulary
+    pass
 
 # the choices of a run's settings, which RunSpec checks and the command line offers
 # (torch-free here; pyro_mlm.energy, .target and .samplers.scan take the same values, and
@@ -136,8 +132,11 @@ class RunSpec:
                 "settings: restore it from a copy, or start a new run with another --out"
             ) from err
 
-    def validate(self) -> RunSpec:
-        """Check every field's type and range (no model needed); returns ``self``."""
+    def validate(self, spell: Callable[[str], str] = str) -> RunSpec:
+        """Check every field's type and range (no model needed); returns ``self``.
+
+        ``spell`` names a sampler option in errors as the caller spelled it (``--block-size``
+        on the command line)."""
 
         def fail(name: str, want: str) -> None:
             raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
@@ -170,6 +169,7 @@ class RunSpec:
             self.options,
             temperature=self.temperature,
             proposal_temperature=self.proposal_temperature,
+            spell=spell,
         )  # every option this sampler would ignore is refused, by name
         for name, low in (("warmup", 0), ("samples", 1), ("shards", 1), ("chains_per_start", 0)):
             value = getattr(self, name)
@@ -184,7 +184,7 @@ class RunSpec:
             ):
                 fail(name, "a finite number > 0")
         from pyro_mlm.design.numbering import SCHEMES
-        from pyro_mlm.experts import parse_expert
+        from pyro_mlm.experts.declared import parse_expert
 
         if self.energy_over not in ENERGY_OVER:
             fail("energy_over", "'free' or 'all'")
@@ -217,104 +217,19 @@ class RunSpec:
         if not isinstance(self.length_prior, str) or not self.length_prior:
             raise ValueError("length_prior must be uniform, penalty:VALUE or a file")
 
+    @property
+    def length_range(self) -> tuple[int, int] | None:
+        """``(MIN, MAX)`` of ``--lengths`` (None for a fixed length): the one reading of the
+        run's text that everything downstream takes (:mod:`pyro_mlm.region`)."""
+        from pyro_mlm.region.lengths import parse_lengths
+
+        return parse_lengths(self.lengths) if self.lengths else None
+
     def differences(self, other: RunSpec) -> list[str]:
         """Fields that differ (``samples`` and the ``resolved_free`` record excluded)."""
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
         records = ("samples", "resolved_free", "model_fingerprints", "length_weights")
         return [k for k in mine if k not in records and mine[k] != theirs[k]]
 
-    def with_resolved_free(self, vocab: Vocabulary) -> RunSpec:
-        """This spec with ``resolved_free`` filled from chain 0's start (kept if filled)."""
-        if self.resolved_free:
-            return self
-        from pyro_mlm.design.sites import label_free
-
-        tokens, free = prepare(self, vocab)
-        labels = label_free(self.free, tokens[0], free[0], vocab, self.numbering)
-        return self.replace(resolved_free=labels)
-
     def replace(self, **changes: Any) -> RunSpec:
         return dataclasses.replace(self, **changes)
-
-
-def prepare(
-    spec: RunSpec, vocab: Vocabulary, spell: Callable[[str], str] = str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Starting tokens ``[C, L]`` and free mask ``[C, L]`` of ``spec`` (masks not yet filled).
-
-    ``spell`` names an option in errors as the caller spelled it (``--block-size`` on the
-    command line).
-
-    Checks what the tokens alone decide: every sequence encodes, all have one length
-    within the model's limit, and ``free`` names positions inside them.
-    """
-    import torch
-
-    from pyro_mlm.design.sites import parse_free
-
-    spec.validate()
-    encoded = [vocab.encode(text) for text in spec.sequences]
-    lengths = sorted({len(t) for t in encoded})
-    if len(lengths) > 1:
-        raise ValueError(
-            f"the starting sequences encode to different lengths {lengths}; chains run "
-            "side by side and need one length"
-        )
-    vocab.check_length(lengths[0])
-    tokens = torch.stack(encoded)
-    free = torch.stack([parse_free(spec.free, t, vocab, spec.numbering) for t in tokens])
-    from pyro_mlm.samplers.options import check_settings, parse_lengths
-
-    # under --lengths a region grows to MAX: sizes are checked against what it can reach
-    counts = [parse_lengths(spec.lengths)[1]] if spec.lengths else free.sum(-1).tolist()
-    check_settings(
-        spec.kernel, spec.options, temperature=spec.temperature,
-        proposal_temperature=spec.proposal_temperature, free_counts=counts, spell=spell,
-    )  # fmt: skip
-    outside = free & ~torch.isin(tokens, vocab.proposable_ids) & (tokens != vocab.mask_token_id)
-    if bool(outside.any()):
-        chain, pos = (int(i) for i in outside.nonzero()[0])
-        number = int(vocab.residue_numbers(tokens[chain])[pos])
-        raise ValueError(
-            f"free position {number} of sequence {chain + 1} holds "
-            f"{vocab.tokens_text([int(tokens[chain, pos])])!r}, which the model never "
-            "proposes; fix the sequence there or leave that position fixed"
-        )
-    if spec.lengths:
-        from pyro_mlm.design.sites import variable_region
-
-        tokens, free = variable_region(spec, vocab, tokens, free)
-    experts = build_experts(spec, vocab, tokens, free, weights=False)
-    if experts and not bool((tokens == vocab.mask_token_id).any()):
-        from pyro_mlm.design.sites import numbering_of
-        from pyro_mlm.experts import check_start
-
-        check_start(experts, tokens, vocab, numbering_of(spec.free, vocab, spec.numbering))
-    return tokens, free
-
-
-def build_experts(
-    spec: RunSpec, vocab: Vocabulary, tokens: torch.Tensor, free: torch.Tensor, weights: bool
-) -> list[Any]:
-    """The run's experts, built against chain 0's start; ``weights=False`` builds only
-    those that need no model weights (the checks before a model loads)."""
-    from pyro_mlm.experts import EXPERTS, Context, parse_expert
-
-    if spec.context:  # a shard: the run's chain 0, not the shard's
-        from pyro_mlm.design.sites import parse_free, region_of, variable_region
-
-        first = vocab.encode(spec.context)
-        mask = parse_free(spec.free, first, vocab, spec.numbering)
-        if spec.lengths:
-            first, mask = (t[0] for t in variable_region(spec, vocab, first[None], mask[None]))
-        context = Context(vocab, first, mask, region_of(spec, vocab, mask[None]))
-    else:
-        from pyro_mlm.design.sites import region_of
-
-        context = Context(vocab, tokens[0], free[0], region_of(spec, vocab, free))
-    built = []
-    for text in spec.experts:
-        name, options = parse_expert(text)
-        if weights or name not in ("mlm", "classifier"):
-            built.append(EXPERTS[name].build(context, **options))
-    return built

@@ -15,10 +15,12 @@ A subclass sets ``name``, declares its extra ``OPTIONS`` and implements
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 
+from pyro_mlm.samplers.info import Record
 from pyro_mlm.samplers.options import Option
 from pyro_mlm.samplers.scan import SCANS, Scan, Sites, next_positions, sites_of
 from pyro_mlm.samplers.transitions import MHInfo
@@ -48,7 +50,8 @@ class ChainState(Protocol):
     def _replace(self, **changes: Any) -> Any: ...
 
 
-class SweepInfo(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class SweepInfo(Record):
     r"""Per-chain statistics ``[C]`` of one sweep.
 
     Attributes

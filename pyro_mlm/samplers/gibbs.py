@@ -16,6 +16,7 @@ import torch
 from pyro_mlm.samplers.base import SweepSampler
 from pyro_mlm.samplers.proposals import Proposal, masked_conditional_proposal
 from pyro_mlm.samplers.transitions import MHInfo, gibbs_step
+from pyro_mlm.target import restricts
 
 
 class GibbsState(NamedTuple):
@@ -36,7 +37,7 @@ class Gibbs(SweepSampler):
     def start(
         self, tokens: torch.Tensor, beta: torch.Tensor, cursor: torch.Tensor, rows: torch.Tensor
     ) -> GibbsState:
-        if any(not callable(getattr(e, "allowed", None)) for e in self.target.experts):
+        if any(not restricts(e) for e in self.target.experts):
             raise ValueError(
                 "masked Gibbs never evaluates the target, so it would ignore the experts and "
                 "constraints (only 'allowed', which restricts its conditionals, is honoured); "

@@ -7,10 +7,11 @@ n_{\max}]`, and the target is
 
     \pi(X) \propto e^{-\beta E(X)}\, \lambda(n(X)),
 
-with :math:`\lambda` the length prior (:func:`length_prior`; it is not tempered). Chains are
-stored at one width: the region is followed by the fixed tokens after it and then by pad tokens
-(the model's attention mask hides them), so a chain's length is read off its tokens and every
-cache of a fixed-length sampler (energies, conditionals) keeps its shape.
+with :math:`\lambda` the length prior (:func:`~pyro_mlm.region.prior.length_prior`; it is
+not tempered). Chains are stored at one width (:class:`~pyro_mlm.region.layout.Region`): the
+region is followed by the fixed tokens after it and then by pad tokens (the model's attention
+mask hides them), so a chain's length is read off its tokens and every cache of a
+fixed-length sampler (energies, conditionals) keeps its shape.
 
 A sweep of :class:`VariableLength` is one sweep of a fixed-length sampler (``mh``, ``block``,
 ``metropolised``, ``regenerate``) over each chain's *current* region, then ``length_moves``
@@ -26,27 +27,24 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import namedtuple
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-import pyro_mlm.samplers.indel as indel
-from pyro_mlm.experts.base import Region, edit_distance
-from pyro_mlm.samplers.base import SweepSampler
-from pyro_mlm.samplers.indel import (
-    equivalent_runs,
-    insert_probability,
-    length_log_ratio,
-    length_prior,
-)
+from pyro_mlm.region.layout import Region, edit_distance
+from pyro_mlm.region.prior import check_length_prior, length_prior
+from pyro_mlm.samplers.base import SweepInfo, SweepSampler
+from pyro_mlm.samplers.info import Record, extended
+from pyro_mlm.samplers.lengths_move import equivalent_runs, insert_probability, length_log_ratio
 from pyro_mlm.samplers.options import check_lengths
 from pyro_mlm.samplers.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.scan import sites_of
 from pyro_mlm.samplers.transitions import accept_moves, uniform
 
 
-class LengthInfo(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class LengthInfo(Record):
     """What one round of length moves did, per chain ``[C]``: ``insert`` (1 for an insertion),
     ``accept_prob`` (:math:`\\min(1, \\alpha)`), ``is_accepted`` and the proposal's ``rows``."""
 
@@ -56,15 +54,9 @@ class LengthInfo(NamedTuple):
     rows: torch.Tensor
 
 
-_INFO_CLASSES: dict[type, type] = {}
-
-
-def _with_lengths(info_cls: type) -> Any:
+def _with_lengths(info_cls: type[SweepInfo]) -> Any:
     """The inner sampler's sweep-info class plus ``length`` and ``length_accept``."""
-    if info_cls not in _INFO_CLASSES:
-        fields = [*info_cls._fields, "length", "length_accept"]  # type: ignore[attr-defined]
-        _INFO_CLASSES[info_cls] = namedtuple(info_cls.__name__ + "WithLengths", fields)  # type: ignore[misc]
-    return _INFO_CLASSES[info_cls]
+    return extended(info_cls, "WithLengths", ("length", "length_accept"))
 
 
 def check_length_settings(
@@ -86,7 +78,7 @@ def check_length_settings(
         )
     if moves is not None and (isinstance(moves, bool) or not isinstance(moves, int) or moves < 1):
         raise ValueError(f"length_moves must be an integer >= 1 or None, got {moves!r}")
-    return parsed, indel.check_length_prior(prior, parsed), moves
+    return parsed, check_length_prior(prior, parsed), moves
 
 
 class VariableLength(SweepSampler):
@@ -95,8 +87,9 @@ class VariableLength(SweepSampler):
     Parameters
     ----------
     inner
-        The fixed-length sampler, built on the padded tokens' free mask (:func:`pad_region`):
-        its ``sites`` are replaced by each chain's current region before every sweep.
+        The fixed-length sampler, built on the padded tokens' free mask
+        (:func:`~pyro_mlm.region.layout.pad_region`): its ``sites`` are replaced by each
+        chain's current region before every sweep.
     lengths
         ``(n_min, n_max)``.
     prior
@@ -133,14 +126,9 @@ class VariableLength(SweepSampler):
         # the inner sampler's state is this sampler's: the driver saves and loads it as is
         vars(self).update(State=inner.State, NESTED=inner.NESTED, exact=inner.exact)
         self.PROGRESS = (*inner.PROGRESS, "length", "length_accept")  # type: ignore[misc]
-        free = inner.sites.mask
-        self.first = indel.region_start(free)
-        self.width = free.shape[1]
-        self.after = self.width - self.first - self.lengths[1]  # fixed tokens after the region
-        if self.after < 0:
-            raise ValueError(f"the tokens are too short for a region of {self.lengths[1]}")
-        self.bounds = Region(self.first, self.after, self.pad).bounds  # one row's region
-        prior = indel.check_length_prior(prior, self.lengths, "prior")  # at construction
+        # where the region sits in the padded rows: every position below is read off it
+        self.region = Region.of(inner.sites.mask, self.lengths, self.pad)
+        prior = check_length_prior(prior, self.lengths, "prior")  # at construction
         self.log_prior: torch.Tensor = (
             prior if isinstance(prior, torch.Tensor) else length_prior(prior, self.lengths)
         )
@@ -154,29 +142,24 @@ class VariableLength(SweepSampler):
     # ------------------------------------------------------------ lengths and sites
     def length_of(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[C]`` each chain's region length, read off its pad tokens."""
-        real = torch.ne(tokens, self.pad).sum(-1)
-        return real - self.first - self.after
-
-    def free_of(self, n: torch.Tensor) -> torch.Tensor:
-        """``[C, L]`` the free mask of regions of lengths ``n [C]``."""
-        span = torch.arange(self.width, device=n.device)
-        return (span >= self.first) & (span < self.first + n[:, None])
+        return self.region.length_of(tokens)
 
     def at(self, tokens: torch.Tensor) -> SweepSampler:
         """The inner sampler with the sites of ``tokens``' current regions."""
         inner = copy.copy(self.inner)
-        inner.sites = sites_of(self.free_of(self.length_of(tokens)))
+        inner.sites = sites_of(self.region.mask(self.length_of(tokens)))
         return inner
 
     # ------------------------------------------------------------ the interface
     def init(self, tokens: torch.Tensor, beta: torch.Tensor | None = None) -> Any:
         lo, hi = self.lengths
-        if tokens.shape[-1] != self.width:
-            raise ValueError(f"tokens have width {tokens.shape[-1]}, this region {self.width}")
+        region = self.region
+        if tokens.shape[-1] != region.width:
+            raise ValueError(f"tokens have width {tokens.shape[-1]}, this region {region.width}")
         n = self.length_of(tokens)
-        body = self.free_of(n) | (torch.arange(self.width, device=tokens.device) < self.first)
-        tail = (tokens != self.pad) & ~body
-        if bool(((n < lo) | (n > hi)).any()) or bool((tail.sum(-1) != self.after).any()):
+        before = torch.arange(region.width, device=tokens.device) < region.first
+        tail = (tokens != self.pad) & ~(region.mask(n) | before)
+        if bool(((n < lo) | (n > hi)).any()) or bool((tail.sum(-1) != region.after).any()):
             raise ValueError(
                 f"the start's region lengths {n.tolist()} must lie in --lengths {lo}-{hi}, "
                 "with pad tokens only after the fixed tokens that follow the region"
@@ -193,7 +176,8 @@ class VariableLength(SweepSampler):
                 accepted = accepted + moved.accept_prob
         info = info._replace(rows=rows)
         n = self.length_of(state.tokens).float()
-        return state, _with_lengths(type(info))(*info, n, accepted / self.length_moves)
+        fields = {**info._asdict(), "length": n, "length_accept": accepted / self.length_moves}
+        return state, _with_lengths(type(info))(**fields)
 
     def length_move(self, state: Any, generator: torch.Generator | None) -> tuple[Any, LengthInfo]:
         """One insert-or-delete proposal in every chain (:func:`length_log_ratio`)."""
@@ -205,12 +189,13 @@ class VariableLength(SweepSampler):
         insert = u[0] < insert_probability(n, self.lengths).float()
         gaps = torch.where(insert, n + 1, n)
         slot = torch.minimum((u[1] * gaps).long(), gaps - 1)
-        at = self.first + slot
-        span = torch.arange(self.width, device=device)[None]
+        first, width = self.region.first, self.region.width
+        at = first + slot
+        span = torch.arange(width, device=device)[None]
         shifted = torch.where(
             insert[:, None], span - (span > at[:, None]).long(), span + (span >= at[:, None]).long()
         )
-        candidates = tokens.gather(1, shifted.clamp(max=self.width - 1))
+        candidates = tokens.gather(1, shifted.clamp(max=width - 1))
         candidates[~insert, -1] = self.pad
         idx = torch.arange(chains, device=device)
         candidates[idx, at] = torch.where(insert, mlm.mask_token_id, candidates[idx, at])
@@ -221,21 +206,19 @@ class VariableLength(SweepSampler):
             choice = draw(proposal_log_probs(scores, self.proposal_temperature), generator)
             candidates[ins, at[ins]] = self.proposable[choice]
         new_n = torch.where(insert, n + 1, n - 1)
-        result = self.target.evaluate(candidates, self.free_of(new_n), chains=idx)
+        result = self.target.evaluate(candidates, self.region.mask(new_n), chains=idx)
         # insertion: the run in X' around the new token, with X''s conditionals; deletion:
         # the run in X around the removed token, with X's cached conditionals
         source = torch.where(insert[:, None], candidates, tokens)
         logits = torch.where(insert[:, None, None], result.logits, state.logits)
-        width = self.lengths[1]
-        region = source[:, self.first : self.first + width]
-        inside = span[:, :width] < torch.where(insert, new_n, n)[:, None]
+        most = self.lengths[1]
+        region = source[:, first : first + most]
+        inside = span[:, :most] < torch.where(insert, new_n, n)[:, None]
         same = (region == region[idx, slot][:, None]) & inside
         run = self.equivalent(same, slot)
-        log_q = proposal_log_probs(
-            logits[:, self.first : self.first + width], self.proposal_temperature
-        )
+        log_q = proposal_log_probs(logits[:, first : first + most], self.proposal_temperature)
         flat = token_log_prob(log_q.flatten(0, 1), region.flatten(), self.proposable).view(
-            chains, width
+            chains, most
         )
         summed = self.summed(run, slot)
         log_q_run = torch.logsumexp(flat.masked_fill(~summed, float("-inf")), -1)
@@ -255,7 +238,7 @@ class VariableLength(SweepSampler):
     def equivalent(self, same: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
         """``[C, W]`` the region positions whose insertion (or deletion) gives the same
         sequence as at ``slot [C]``: the run of tokens equal to it (``same [C, W]``) around
-        it (:func:`~pyro_mlm.samplers.indel.equivalent_runs`)."""
+        it (:func:`~pyro_mlm.samplers.lengths_move.equivalent_runs`)."""
         return equivalent_runs(same, slot)
 
     def summed(self, run: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
@@ -268,17 +251,17 @@ class VariableLength(SweepSampler):
     def distance(self, tokens: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """``[C]`` the edit distance of each region to ``reference``'s (mutations along the
         best alignment: an insertion or a deletion counts one)."""
-        ref = self.region(reference[0].tolist())
-        return torch.tensor([edit_distance(self.region(row), ref) for row in tokens.tolist()])
+        ref = self.residues(reference[0].tolist())
+        return torch.tensor([edit_distance(self.residues(row), ref) for row in tokens.tolist()])
 
     def draw_stats(self, tokens: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         """``hamming`` (the edit distance) and each draw's region ``length``."""
         stats = super().draw_stats(tokens, reference)
         return {**stats, "length": self.length_of(tokens).double()}
 
-    def region(self, row: list[int]) -> list[int]:
+    def residues(self, row: list[int]) -> list[int]:
         """The ids of one sequence's region."""
-        lo, hi = self.bounds(row)
+        lo, hi = self.region.bounds(row)
         return row[lo:hi]
 
     def energy(self, state: Any) -> torch.Tensor:

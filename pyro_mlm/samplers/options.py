@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyro_mlm.region.lengths import parse_lengths
+
 MODES = ("random", "window")
 REGEN_BLOCKS = ("region", "window", "random")
 ORDERS = ("random", "left-to-right")
@@ -210,33 +212,6 @@ def check_lengths(lengths: object, sampler: str, spell: str = "lengths") -> tupl
     return parsed
 
 
-def parse_lengths(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``"11-15"`` -> ``(11, 15)``: the range of a region's lengths, ``1 <= MIN < MAX``.
-
-    >>> parse_lengths("11-15")
-    (11, 15)
-    """
-    if isinstance(text, (tuple, list)):
-        if len(text) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in text):
-            raise TypeError(
-                f"lengths takes (MIN, MAX), two integers, or the text 'MIN-MAX'; got {text!r}"
-            )
-        lo, hi = text
-    elif not isinstance(text, str):
-        raise TypeError(f"lengths takes (MIN, MAX) or 'MIN-MAX', got {type(text).__name__}")
-    else:
-        low, dash, high = str(text).partition("-")
-        if not dash or not low.strip().isdecimal() or not high.strip().isdecimal():
-            raise ValueError(f"--lengths takes MIN-MAX, e.g. 11-15; got {text!r}")
-        lo, hi = int(low), int(high)
-    if not 1 <= lo < hi:
-        raise ValueError(
-            f"--lengths needs 1 <= MIN < MAX, got {lo}-{hi}"
-            + ("; for one length leave --lengths out" if lo == hi else "")
-        )
-    return lo, hi
-
-
 # settings shared by every sampler that a sampler does not use, with why
 IGNORED_COMMON: dict[str, dict[str, str]] = {
     "tuned": {"proposal_temperature": "tuned chooses its proposal temperature in warm-up"},
@@ -301,11 +276,25 @@ def check_settings(
             f"{spell('regen_size')} does not apply to {spell('regen_block')} region (the whole "
             f"free region); give {spell('regen_block')} window or random"
         )
-    for name in ("block_size", "regen_size"):  # a size the sampler could only cut down
-        sizes = parsed.get(name)
+    if free_counts:
+        check_sizes(kernel, parsed, free_counts, spell)
+    return parsed
+
+
+def check_sizes(
+    kernel: str,
+    options: dict[str, Any],
+    free_counts: list[int],
+    spell: Callable[[str], str] = str,
+) -> None:
+    """A block or regeneration size in ``options`` (checked by :func:`check_settings`) larger
+    than every chain's free positions (``free_counts``; under ``--lengths`` the longest
+    region) is a ``ValueError``: the sampler could only cut it down."""
+    for name in ("block_size", "regen_size"):
+        given = options.get(name)
+        sizes = None if given is None else SAMPLER_OPTIONS[kernel][name].parse(given)
         if sizes is not None and free_counts and max(sizes) > max(free_counts):
             raise ValueError(
                 f"{spell(name)} {max(sizes)} is larger than the {max(free_counts)} free "
                 f"positions; give at most {max(free_counts)}"
             )
-    return parsed

@@ -4,7 +4,7 @@ Each proposal is, independently in each chain, a **regeneration** with probabili
 :math:`p` (``regen_prob``) and a single-site MH proposal otherwise (:mod:`.mh`).
 
 The move, its Hastings ratio (derived there) and its cost are in
-:mod:`pyro_mlm.samplers.regeneration`.
+:mod:`pyro_mlm.samplers.regenerate_move`.
 
 **Warm-up.** With ``regen_temperature="auto"`` the regenerations of warm-up cycle
 through :data:`TAUS` and measure, for each :math:`\tau_r`, the expected squared jump
@@ -16,10 +16,12 @@ the chain is the fixed exact kernel above.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 
+from pyro_mlm.samplers.base import SweepInfo
 from pyro_mlm.samplers.mh import MH
 from pyro_mlm.samplers.options import (
     REGEN_TEMPERATURE_DEFAULT,
@@ -31,8 +33,13 @@ from pyro_mlm.samplers.options import (
     parse_regen_temperature,
     parse_sizes,
 )
-from pyro_mlm.samplers.regeneration import RegenerationMove
-from pyro_mlm.samplers.transitions import evaluate_and_accept, single_site_candidates, uniform
+from pyro_mlm.samplers.regenerate_move import BlockRule, regenerate
+from pyro_mlm.samplers.transitions import (
+    MHInfo,
+    evaluate_and_accept,
+    single_site_candidates,
+    uniform,
+)
 
 
 class RegenState(NamedTuple):
@@ -62,33 +69,27 @@ class RegenState(NamedTuple):
     choice: torch.Tensor
 
 
-class RegenInfo(NamedTuple):
-    r"""A sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` fields plus, per chain,
+@dataclass(frozen=True, eq=False)
+class RegenInfo(SweepInfo):
+    r"""A sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` plus, per chain,
     ``regenerations [C]`` (regeneration proposals in the sweep) and ``regen_accepted [C]``
     (their summed :math:`\min(1, \alpha)`): the run's regeneration acceptance is the
     ratio of their totals; and ``regen_temperature [C]``, the frozen :math:`\tau_r` (NaN
     while warm-up still compares them)."""
 
-    accept_prob: torch.Tensor
-    acceptance_rate: torch.Tensor
-    is_novel: torch.Tensor
-    rows: torch.Tensor
     regenerations: torch.Tensor
     regen_accepted: torch.Tensor
     regen_temperature: torch.Tensor
 
 
-class ProposalInfo(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class ProposalInfo(MHInfo):
     """:class:`~.transitions.MHInfo` plus ``regenerated [C]``: whether it regenerated."""
 
-    position: torch.Tensor
-    accept_prob: torch.Tensor
-    is_accepted: torch.Tensor
-    is_novel: torch.Tensor
     regenerated: torch.Tensor
 
 
-class Regenerate(RegenerationMove, MH):
+class Regenerate(MH):
     """Single-site MH mixed with sequential masked regeneration (module docstring).
 
     Parameters
@@ -129,6 +130,7 @@ class Regenerate(RegenerationMove, MH):
         self.regen_block = parse_regen_block(regen_block)
         self.regen_size = parse_sizes(regen_size)
         self.regen_order = parse_order(regen_order)
+        self.rule = BlockRule(self.regen_block, self.regen_size, self.regen_order)
         self.regen_temperature = parse_regen_temperature(regen_temperature)
         self.taus = TAUS if self.regen_temperature == "auto" else (float(self.regen_temperature),)
 
@@ -176,7 +178,7 @@ class Regenerate(RegenerationMove, MH):
         regen = uniform(chains, state.tokens.device, generator) < self.regen_prob
         if not bool(regen.any()):
             state, info = super().propose(state, positions, generator)
-            return state, ProposalInfo(*info, regen)
+            return state, ProposalInfo(**info._asdict(), regenerated=regen)
         tuning = int(state.choice) < 0
         index = int(state.tries) % len(self.taus) if tuning else int(state.choice)
 
@@ -188,7 +190,10 @@ class Regenerate(RegenerationMove, MH):
             state.tokens, state.logits, positions, propose
         )
         idx = regen.nonzero().squeeze(-1)
-        new, fwd, rev, paid = self.regenerate(state, idx, self.taus[index], generator)
+        new, fwd, rev, paid = regenerate(
+            self.target, self.proposable, state, idx, self.sites, self.rule, self.taus[index],
+            generator,
+        )  # fmt: skip
         candidates = candidates.index_copy(0, idx, new)
         log_forward = proposal.log_q_forward.index_copy(0, idx, fwd)
         log_reverse = proposal.log_q_reverse.index_copy(0, idx, rev)
@@ -205,4 +210,4 @@ class Regenerate(RegenerationMove, MH):
             gain[index] += float((jump * info.accept_prob[idx].double()).sum())
             spent[index] += float((state.rows[idx] - before.rows[idx]).sum())
             state = state._replace(gain=gain, spent=spent, tries=state.tries + 1)
-        return state, ProposalInfo(*info, regen)
+        return state, ProposalInfo(**info._asdict(), regenerated=regen)

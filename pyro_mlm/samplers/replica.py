@@ -23,11 +23,12 @@ then on the chain is exact. Cost: :math:`R` times the inner sampler's rows.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.samplers.base import SweepSampler
+from pyro_mlm.samplers.base import SweepInfo, SweepSampler
 from pyro_mlm.samplers.builder import build_sampler
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_replicas, parse_sizes, parse_t_max
 from pyro_mlm.samplers.transitions import MHState, uniform
@@ -68,14 +69,11 @@ class REState(NamedTuple):
     rows: torch.Tensor
 
 
-class REInfo(NamedTuple):
-    """A sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` fields (slot 0) plus
+@dataclass(frozen=True, eq=False)
+class REInfo(SweepInfo):
+    """A sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` (slot 0) plus
     ``swap_rate [C, R - 1]``, the fraction of each pair's exchanges accepted."""
 
-    accept_prob: torch.Tensor
-    acceptance_rate: torch.Tensor
-    is_novel: torch.Tensor
-    rows: torch.Tensor
     swap_rate: torch.Tensor
 
 

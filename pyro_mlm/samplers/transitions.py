@@ -1,6 +1,7 @@
 r"""Metropolis-Hastings and masked-Gibbs transitions: pure, batched over chains.
 
-The chain state and the per-proposal information are immutable ``NamedTuple`` s; a
+The chain state is an immutable ``NamedTuple`` and the per-proposal information a frozen
+record (:mod:`~pyro_mlm.samplers.info`); a
 step returns ``(new_state, info)``. Randomness comes from the ``torch.Generator``
 passed in (torch's global generator when none is), so a step is reproducible anywhere.
 The samplers in :mod:`pyro_mlm.samplers` build their sweeps from these functions.
@@ -9,11 +10,13 @@ The samplers in :mod:`pyro_mlm.samplers` build their sweeps from these functions
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from pyro_mlm.energy import Evaluation
+from pyro_mlm.samplers.info import Record
 from pyro_mlm.samplers.proposals import Proposal
 
 ProposalFn = Callable[[torch.Tensor, torch.Tensor], Proposal]
@@ -50,7 +53,8 @@ class MHState(NamedTuple):
     rows: torch.Tensor
 
 
-class MHInfo(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class MHInfo(Record):
     """What one proposal did in each chain.
 
     Attributes

@@ -18,11 +18,12 @@ candidates, so the tuner can always fall back on the default.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 
-from pyro_mlm.samplers.base import SweepSampler
+from pyro_mlm.samplers.base import SweepInfo, SweepSampler
 from pyro_mlm.samplers.block import BlockMH
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS
 from pyro_mlm.samplers.transitions import MHState
@@ -58,14 +59,11 @@ class TunedState(NamedTuple):
     rows: torch.Tensor
 
 
-class TunedInfo(NamedTuple):
-    """The sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` fields plus ``candidate [C]``,
-    the index in ``CANDIDATES`` of the setting this sweep used."""
+@dataclass(frozen=True, eq=False)
+class TunedInfo(SweepInfo):
+    """The sweep's :class:`~pyro_mlm.samplers.base.SweepInfo` plus ``candidate [C]``, the
+    index in ``CANDIDATES`` of the setting this sweep used."""
 
-    accept_prob: torch.Tensor
-    acceptance_rate: torch.Tensor
-    is_novel: torch.Tensor
-    rows: torch.Tensor
     candidate: torch.Tensor
 
 
@@ -118,7 +116,7 @@ class Tuned(SweepSampler):
             tokens=inner.tokens, energy=inner.energy, inner=inner, jumps=jumps, spent=spent,
             sweep=state.sweep + 1, rows=inner.rows,
         )  # fmt: skip
-        return new, TunedInfo(*info, torch.full_like(info.rows, index))
+        return new, TunedInfo(**info._asdict(), candidate=torch.full_like(info.rows, index))
 
     def end_warmup(self, state: TunedState) -> TunedState:
         """Freeze the candidate with the largest ESJD per row (single-site MH if none ran)."""

@@ -96,26 +96,6 @@ def test_liabilities_preset_on_residues() -> None:
     assert expert(ids).tolist() == [INF, 0.0, INF, INF, 0.0, 0.0, INF]
 
 
-def test_allowed_restricts_target_and_proposal(words) -> None:
-    ids = words.encode(TEXT)
-    free = torch.zeros_like(ids, dtype=torch.bool)
-    free[2:6] = True
-    context = Context(words, ids, free)
-    expert = build_expert("allowed:2-3:a|b", context)  # words 2-3 are tokens 2-3
-    assert isinstance(expert, Allowed) and expert.sites == {2: [5, 6], 3: [5, 6]}
-    target = Target(MLMEnergy(words), [expert])
-    logits = target.evaluate(ids[None], free[None]).logits[0]
-    k = words.proposable_ids.tolist()
-    others = [k.index(i) for i in k if i not in (5, 6)]
-    assert torch.isinf(logits[2, others]).all()
-    assert torch.isfinite(logits[2, [k.index(5), k.index(6)]]).all()
-    assert torch.isfinite(logits[4]).all()  # unrestricted position
-    cond = target.conditionals(ids[None].repeat(2, 1), torch.tensor([3, 4]))
-    assert torch.isinf(cond[0]).sum() == len(k) - 2 and torch.isfinite(cond[1]).all()
-    with pytest.raises(ValueError, match="falls outside the sequence"):
-        build_expert("allowed:0-3:a", context)
-
-
 def test_composition_charge_and_hydrophobicity() -> None:
     if not packaged_installed("antiberty"):
         pytest.skip("antiberty is not installed")
@@ -197,25 +177,6 @@ def test_masked_gibbs_refuses_experts_it_would_ignore(words) -> None:
     target = Target(MLMEnergy(words), [MaxMutations(ids, free[0], k=1)])
     with pytest.raises(ValueError, match="masked Gibbs never evaluates the target"):
         build_sampler("gibbs", target, free).init(ids[None])
-
-
-def test_energy_over_all_scores_every_position_and_counts_its_rows(words) -> None:
-    ids = words.encode("a b c d e")
-    free = torch.zeros_like(ids, dtype=torch.bool)
-    free[2:4] = True
-    over_free = Target(MLMEnergy(words))
-    over_all = Target(MLMEnergy(words), over="all")
-    content = ~words.special_mask(ids)
-    assert torch.allclose(over_all(ids, free), MLMEnergy(words)(ids, content))
-    assert torch.allclose(over_free(ids, free), MLMEnergy(words)(ids, free))
-    for target, rows in ((over_free, 2), (over_all, 5)):
-        sampler = build_sampler("mh", target, free[None].repeat(3, 1))
-        state = sampler.init(ids[None].repeat(3, 1))
-        state, info = sampler.step(state, torch.Generator().manual_seed(0))
-        # every evaluated proposal costs `rows` rows; self-proposals cost none
-        assert bool((info.rows % rows == 0).all()) and int(info.rows.max()) > 0
-    with pytest.raises(ValueError, match="over must be 'free' or 'all'"):
-        Target(MLMEnergy(words), over="some")
 
 
 # ---------------------------------------------------------------- no draw breaks a constraint

@@ -12,11 +12,11 @@ from sampler_cases import SAMPLER_CASES, SamplerCase
 
 from pyro_mlm import MLMEnergy, Target
 from pyro_mlm.experts import Context, Forbid, MaxMutations
-from pyro_mlm.experts.base import Region, edit_distance
+from pyro_mlm.region.layout import Region, edit_distance, pad_region
 from pyro_mlm.run.loop import sample_to_directory
-from pyro_mlm.run.spec import RunSpec, prepare
+from pyro_mlm.run.prepare import prepare
+from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.samplers import build_sampler
-from pyro_mlm.samplers.indel import pad_region
 from pyro_mlm.samplers.lengths import VariableLength
 from pyro_mlm.samplers.options import DECLARED
 
@@ -123,7 +123,7 @@ def test_max_mutations_counts_along_the_alignment() -> None:
     mlm = tiny_mlm()
     pad = mlm.pad_token_id
     parent = torch.tensor(mlm.encode("a b c").tolist() + [pad] * 2)
-    region = Region(1, 1, pad)
+    region = Region(1, 1, pad, (1, 5))  # [CLS] region [SEP] [PAD] [PAD]: 7 wide
     expert = MaxMutations(parent, parent != pad, k=1, region=region)
     rows = [mlm.encode(text).tolist() for text in ("a b c", "a c", "a b b c", "b c a")]
     tokens = torch.tensor([r + [pad] * (7 - len(r)) for r in rows])
@@ -136,7 +136,7 @@ def test_forbid_scope_follows_the_region() -> None:
     mlm = tiny_mlm()
     pad = mlm.pad_token_id
     start = torch.tensor([*mlm.encode("a b").tolist(), pad])
-    context = Context(mlm, start, start != pad, Region(1, 1, pad))
+    context = Context(mlm, start, start != pad, Region(1, 1, pad, (1, 3)))
     expert = Forbid.build(context, pattern="b a")
     # "b a" inside the region is forbidden; the region ends before the [SEP] at any length
     rows = [mlm.encode(t).tolist() for t in ("a b a", "b a", "a b")]

@@ -295,8 +295,9 @@ def test_every_shard_targets_the_runs_law(model_dir, expert) -> None:
     """Each shard builds its experts against the run's chain 0, not its own first chain:
     its target's energy is the unsharded run's at every sequence (the law, exactly)."""
     from pyro_mlm.models.load import load_model
+    from pyro_mlm.run.prepare import build_experts, prepare
     from pyro_mlm.run.shards import shard_specs
-    from pyro_mlm.run.spec import RunSpec, build_experts, prepare
+    from pyro_mlm.run.spec import RunSpec
 
     mlm = load_model(model_dir)
     text = expert.format(model_dir=model_dir)
@@ -304,7 +305,7 @@ def test_every_shard_targets_the_runs_law(model_dir, expert) -> None:
     spec = RunSpec(model=model_dir, sequences=starts, free="2-5", experts=(text,), shards=2)
 
     def energies(run: RunSpec, probes: torch.Tensor) -> torch.Tensor:
-        tokens, free = prepare(run, mlm)
+        tokens, free, _ = prepare(run, mlm)
         target = Target(MLMEnergy(mlm), build_experts(run, mlm, tokens, free, weights=True))
         return target(probes, free[:1].expand_as(probes))
 

@@ -46,7 +46,7 @@ from sampler_cases import EXACT_CASES, SamplerCase
 from pyro_mlm import MaskedGibbs, MaskedMH, MLMEnergy
 from pyro_mlm.pyro.conversion import get_tokens
 from pyro_mlm.pyro.kernel import SamplerKernel
-from pyro_mlm.samplers import SAMPLERS, BlockMH, Regenerate
+from pyro_mlm.samplers import SAMPLERS, BlockMH
 from pyro_mlm.samplers.options import TAUS
 from pyro_mlm.samplers.proposals import token_log_prob
 from pyro_mlm.samplers.tuned import CANDIDATES
@@ -141,7 +141,7 @@ def test_mh_samples_the_exact_target(
     if extra:
         energy = energy + _extra(torch.stack(en.states))
     target = torch.softmax(-energy / temperature, 0)
-    # the exact MH kernel built independently in tests/exact.py leaves this target invariant
+    # the exact MH kernel built independently (tests/samplers/exact.py) keeps this target
     proposals = SWEEPS_PER_DRAW * len(en.free_positions)
     per_draw = en.sweep_kernel(target, scan, proposals, q_temp)
     assert total_variation(stationary(per_draw), target) < 1e-6
@@ -392,7 +392,7 @@ def test_regenerate_is_exact_once_its_regeneration_temperature_is_frozen(
 
     Warm-up cycles tau_r over TAUS and freezes the best by squared Hamming jump per row;
     the exact kernel at the frozen tau_r, (1 - p) single-site MH + p regeneration built in
-    tests/exact.py with one unbatched forward per row, must leave the target invariant
+    tests/samplers/exact.py with one unbatched forward per row, must leave the target invariant
     with per-draw correlation below 0.1, and the kept draws pass the same TV and
     chi-square tests as every sampler (module docstring).
     """
@@ -421,23 +421,22 @@ def test_regenerate_is_exact_once_its_regeneration_temperature_is_frozen(
     assert tv < tv_tolerance(chains)
 
 
-class WrongReverseRegenerate(Regenerate):
-    """Regeneration whose reverse path scores the old tokens under the *forward* rows
-    (context holding the new tokens), not the same context X without B: a bug."""
-
-    name = "regenerate-wrong-reverse"
-
-    def reverse(self, state, idx, sites, valid, current, forward, tau):  # type: ignore[no-untyped-def]
-        n, k_max, width = forward.shape
-        flat = token_log_prob(forward.reshape(-1, width), current.reshape(-1), self.proposable)
-        return torch.where(valid, flat.reshape(n, k_max), 0.0).sum(-1)
+def reverse_under_the_forward_rows(  # type: ignore[no-untyped-def]
+    target, proposable, state, idx, sites, valid, current, forward, tau
+):
+    """A regeneration whose reverse path scores the old tokens under the *forward* rows
+    (context holding the new tokens), not the same context X without B: a bug, in place of
+    :func:`pyro_mlm.samplers.regenerate_move.reverse_log_prob`."""
+    n, k_max, width = forward.shape
+    flat = token_log_prob(forward.reshape(-1, width), current.reshape(-1), proposable)
+    return torch.where(valid, flat.reshape(n, k_max), 0.0).sum(-1)
 
 
 def test_regeneration_scored_under_the_forward_rows_is_caught(
     enumeration: Enumeration, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The negative case of the global move, in the mixture the sampler runs (p = 0.9 of
-    the proposals regenerate, raw energy): its exact kernel (tests/exact.py,
+    the proposals regenerate, raw energy): its exact kernel (tests/samplers/exact.py,
     ``reverse="forward-rows"``) leaves another law invariant (TV > 0.02 from the target)
     with per-draw correlation below 0.1 at 60 proposals per draw, so its draws are close to
     independent and the chi-square test is valid; the sampler with that bug fails it
@@ -454,10 +453,12 @@ def test_regeneration_scored_under_the_forward_rows_is_caught(
     print(f"regeneration scored under the forward rows: stationary law TV={gap:.4f}")
     assert gap > 0.02
     assert second_eigenvalue(torch.linalg.matrix_power(mixture, proposals)) < 0.1
-    monkeypatch.setitem(SAMPLERS, WrongReverseRegenerate.name, WrongReverseRegenerate)
+    from pyro_mlm.samplers import regenerate_move
+
+    monkeypatch.setattr(regenerate_move, "reverse_log_prob", reverse_under_the_forward_rows)
     kernel = SamplerKernel(
         MLMEnergy(en.mlm, "raw"),
-        sampler=WrongReverseRegenerate.name,
+        sampler="regenerate",
         proposals_per_sample=proposals,
         regen_prob=0.9,
         regen_temperature=0.8,
@@ -475,51 +476,58 @@ CONSTRAINED = [
 ]
 
 
-@pytest.mark.parametrize(("sampler_name", "options"), CONSTRAINED, ids=[c[0] for c in CONSTRAINED])
-def test_with_constraints_and_a_second_mlm_the_samplers_sample_the_exact_product(
-    enumeration: Enumeration, sampler_name: str, options: dict[str, object], chains: int
-) -> None:
-    """The target is exp(-(E_1 + 0.5 E_2)) times the constraints' indicator, renormalised.
+@pytest.fixture(scope="module")
+def every_expert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Enumeration, list]:
+    """The protein enumeration of tests/experts/expert_cases.py and every declared expert,
+    built from its case's text as the command line builds it."""
+    from expert_cases import EXPERT_CASES, FREE, START, protein_mlm, saved_models
 
-    Experts: at most 2 mutations from "a a a" (removes the 8 states with none at 'a'),
-    the motif "b c" forbidden, the third word restricted to {a, b} in the target *and* the
-    proposal, and a second tiny MLM (another seed) with weight 0.5. Single-site MH with
-    the restricted proposal; the same tolerances and soundness argument as the MH cases
-    above (module docstring), with the exact restricted kernel built in tests/exact.py
-    and the support's second eigenvalue checked below 0.1.
+    from pyro_mlm.design.sites import parse_free
+    from pyro_mlm.experts import Context, build_expert
+
+    mlm = protein_mlm()
+    context = mlm.encode(START)
+    free = parse_free(FREE, context, mlm)
+    paths = saved_models(str(tmp_path_factory.mktemp("experts")))
+    experts = [build_expert(case.text(paths), Context(mlm, context, free)) for case in EXPERT_CASES]
+    return Enumeration(mlm, context, free), experts
+
+
+@pytest.mark.parametrize(("sampler_name", "options"), CONSTRAINED, ids=[c[0] for c in CONSTRAINED])
+def test_with_every_expert_the_samplers_sample_the_exact_product(
+    every_expert: tuple[Enumeration, list],
+    sampler_name: str,
+    options: dict[str, object],
+    chains: int,
+) -> None:
+    """The target is exp(-(E + sum_k w_k E_k)) times the hard experts' indicator,
+    renormalised, with one expert of every declared kind (EXPERT_CASES, on the protein model
+    ``KDAK`` with residues 2-4 free: at most 2 mutations, the motif ``DK`` forbidden, residue
+    3 in {K, A} in the target *and* the proposal, a charge pull (weight 0.1: at 0.5 its
+    barriers slow single-site moves so that draws 30 proposals apart are not independent), a
+    second MLM and a sequence classifier (weight 0.5)). Single-site MH with the restricted
+    proposal (and regeneration); the exact restricted kernel (tests/samplers/exact.py) must
+    leave the target invariant with its second eigenvalue below 0.1, and the sampled law must
+    match it within the same tolerances as the MH cases above (module docstring).
     """
+    from exact import regeneration_kernel, region_orders
+
     from pyro_mlm import Target
-    from pyro_mlm.experts import Allowed, Forbid, MaxMutations, MLMExpert
     from pyro_mlm.samplers import build_sampler
 
-    en = enumeration
-    mlm, context, free = en.mlm, en.context, en.free
-    second = tiny_mlm(num_words=3, init_range=0.3, seed=1)
-    a, b = 5, 6  # word ids
-    third = en.free_positions[2]
-    experts = [
-        MaxMutations(context, free, k=2),
-        Forbid(["b c"], mlm, free),
-        Allowed({third: [a, b]}),
-        MLMExpert(second, mlm, free, context, weight=0.5),
-    ]
+    en, experts = every_expert
+    mlm, free = en.mlm, en.free
     states = torch.stack(en.states)
-    energy = (
-        -en.target("norm").log() + 0.5 * -Enumeration(second, context, free).target("norm").log()
-    )
-    hard = torch.zeros(len(en), dtype=torch.float64)
-    for expert in experts[:3]:
-        hard = hard + expert(states).double()
-    assert 0 < int(torch.isinf(hard).sum()) < len(en) - 5  # the constraints bite
-    target = torch.softmax(-(energy + hard), 0)
+    energy = -en.target("norm").log() + sum(expert(states).double() for expert in experts)
+    assert 0 < int(torch.isinf(energy).sum()) < len(en) - 5  # they bite: 11 of 27 stay
+    target = torch.softmax(-energy, 0)
     support = target > 0
-    allowed = torch.ones(len(en.free_positions), len(en.ids), dtype=torch.bool)
-    allowed[2] = torch.tensor([i in (a, b) for i in en.ids])
+    joint = Target(MLMEnergy(mlm), experts)
+    allowed = joint.allowed(states.shape[-1], torch.device("cpu"))[en.free_positions]
+    assert 0 < int((~allowed).sum())  # the proposal is restricted somewhere
     proposals = SWEEPS_PER_DRAW * len(en.free_positions)
     single = sum(en.site_kernels(target, 1.0, allowed)) / len(en.free_positions)
     if sampler_name == "regenerate":
-        from exact import regeneration_kernel, region_orders
-
         regen = regeneration_kernel(en, target, region_orders(3), 0.8, allowed=allowed)
         single = 0.5 * single + 0.5 * regen
     per_draw = torch.linalg.matrix_power(single, proposals)[support][:, support]
@@ -527,11 +535,7 @@ def test_with_constraints_and_a_second_mlm_the_samplers_sample_the_exact_product
     assert second_eigenvalue(per_draw) < 0.1
 
     sampler = build_sampler(
-        sampler_name,
-        Target(MLMEnergy(mlm), experts),
-        free.expand(chains, -1),
-        proposals_per_sweep=proposals,
-        **options,
+        sampler_name, joint, free.expand(chains, -1), proposals_per_sweep=proposals, **options
     )
     pick = torch.multinomial(support.double(), chains, replacement=True)  # valid starts
     state = sampler.init(states[pick])
@@ -545,7 +549,7 @@ def test_with_constraints_and_a_second_mlm_the_samplers_sample_the_exact_product
     assert counts[~support].sum() == 0
     tv = total_variation(counts / counts.sum(), target)
     p_value = chi_square_pvalue(target[support], counts[support])
-    print(f"{sampler_name} with constraints and a second MLM: TV={tv:.4f} chi2 p={p_value:.3f}")
+    print(f"{sampler_name} with every expert: TV={tv:.4f} chi2 p={p_value:.3f}")
     assert p_value > 1e-3
     assert tv < tv_tolerance(chains)
 

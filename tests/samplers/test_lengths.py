@@ -3,7 +3,7 @@
 Enumeration: the tiny BERT (4 proposable words, weights at scale 0.3, seed 0) with the
 region between [CLS] and [SEP] of length 1, 2 or 3: 4 + 16 + 64 = 84 states. The exact
 target uses the one-forward-per-position reference energy of each *unpadded* sequence
-(tests/exact.py), so the check covers the padding as well as the Hastings ratio.
+(tests/samplers/exact.py), so the check covers the padding as well as the Hastings ratio.
 
 Soundness of the tolerances:
 - Each chain contributes one draw, its state after ``SWEEPS`` sweeps from a uniformly random
@@ -34,11 +34,13 @@ from conftest import tiny_mlm
 from exact import chi_square_pvalue, reference_energy, total_variation
 
 from pyro_mlm import MLMEnergy
+from pyro_mlm.region.layout import pad_region
+from pyro_mlm.region.lengths import parse_lengths
+from pyro_mlm.region.prior import length_prior
 from pyro_mlm.samplers import build_sampler
 from pyro_mlm.samplers.chain import Chain
-from pyro_mlm.samplers.indel import equivalent_runs, length_log_ratio, length_prior, pad_region
 from pyro_mlm.samplers.lengths import VariableLength
-from pyro_mlm.samplers.options import parse_lengths
+from pyro_mlm.samplers.lengths_move import equivalent_runs, length_log_ratio
 from pyro_mlm.target import Target
 
 LENGTHS = (1, 3)

@@ -11,7 +11,8 @@ import torch
 
 from pyro_mlm import MLMEnergy, SamplerKernel, Target
 from pyro_mlm.cli import main
-from pyro_mlm.run.spec import RunSpec, prepare
+from pyro_mlm.run.prepare import prepare
+from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.samplers import build_sampler
 
 TEXT = "a b c d e f"

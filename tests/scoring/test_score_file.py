@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pyro_mlm.cli import main
 from pyro_mlm.cli.inputs import read_records
-from pyro_mlm.scoring.score_ray import columns_of, open_score_file
+from pyro_mlm.scoring.score_file import columns_of, open_score_file
 
 FASTA = ">first one\na b c\n>second\nh g f\n>third\nd d\n"
 

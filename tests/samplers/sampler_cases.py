@@ -3,7 +3,7 @@
 One entry per sampler setting: the exactness, Pyro-contract, same-seed, resume and
 row-count tests all run over ``SAMPLER_CASES``; a test fails when a registered sampler
 has no entry, so a new sampler cannot skip them. ``per_proposal`` builds the exact
-transition matrix of one random-scan proposal by enumeration (tests/exact.py).
+transition matrix of one random-scan proposal by enumeration (tests/samplers/exact.py).
 """
 
 from __future__ import annotations
