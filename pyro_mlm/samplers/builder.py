@@ -121,7 +121,8 @@ def assemble(
     most = None if lengths is None else lengths[1]
     sampler = registry()[name](
         target, free, scan=scan, proposal_temperature=proposal_temperature,
-        proposals_per_sweep=proposals_per_sweep or most, **options,
+        proposals_per_sweep=most if proposals_per_sweep is None else proposals_per_sweep,
+        **options,
     )  # fmt: skip
     if lengths is None:
         return sampler
