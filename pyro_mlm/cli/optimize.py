@@ -64,7 +64,7 @@ def optimize(args: argparse.Namespace) -> int:
         options=sampler_options(args, kernel),
         experts=tuple(args.expert or ()),
     ).validate()
-    tokens, mask, _ = prepare(spec, vocab, flag)  # checked before the weights load
+    tokens, mask = prepare(spec, vocab, flag)  # checked before the weights load
     build_experts(spec, vocab, tokens, mask, weights=False)  # bad experts, before the weights
     from pyro_mlm.cli.threads import say_thread_note
 

@@ -62,7 +62,7 @@ def build(
 ) -> tuple[SweepSampler, torch.Tensor]:
     """The sampler of ``spec`` (:func:`~pyro_mlm.samplers.builder.assemble`) and its starting
     tokens ``[C, L]``, from the command's ``prepared`` start (prepared here when None)."""
-    tokens, free, _ = prepare(spec, mlm) if prepared is None else prepared
+    tokens, free = prepare(spec, mlm) if prepared is None else prepared
     tokens, free = tokens.to(mlm.device), free.to(mlm.device)
     energy = MLMEnergy(mlm, spec.energy, temperature=spec.temperature)  # type: ignore[arg-type]
     experts = build_experts(spec, mlm, tokens, free, weights=True)

@@ -21,17 +21,15 @@ if TYPE_CHECKING:
 
 class Prepared(NamedTuple):
     """A run's checked start: ``tokens [C, L]`` (masks not yet filled; padded to the longest
-    region under ``--lengths``), the free mask ``free [C, L]`` and the variable-length
-    ``region`` (None for a fixed length)."""
+    region under ``--lengths``) and the free mask ``free [C, L]``."""
 
     tokens: torch.Tensor
     free: torch.Tensor
-    region: Region | None = None
 
 
 def prepare(spec: RunSpec, vocab: Vocabulary, spell: Callable[[str], str] = str) -> Prepared:
     """Starting tokens ``[C, L]`` and free mask ``[C, L]`` of ``spec`` (masks not yet filled),
-    and under ``--lengths`` the region's layout: the one preparation of a command, handed
+    padded under ``--lengths``: the one preparation of a command, handed
     down to the run (:func:`pyro_mlm.run.loop.sample_to_directory`'s ``prepared``).
 
     ``spell`` names an option in errors as the caller spelled it (``--block-size`` on the
@@ -77,7 +75,7 @@ def prepare(spec: RunSpec, vocab: Vocabulary, spell: Callable[[str], str] = str)
         from pyro_mlm.experts.registry import check_start
 
         check_start(experts, tokens, vocab, numbering_of(spec.free, vocab, spec.numbering))
-    return Prepared(tokens, free, region_of(spec, vocab, free))
+    return Prepared(tokens, free)
 
 
 def build_experts(

@@ -251,7 +251,7 @@ def _report(
     from pyro_mlm.run.store import iter_records
 
     vocab = load_vocabulary(spec.model)
-    tokens, free, _ = prepare(spec, vocab)
+    tokens, free = prepare(spec, vocab)
     start = torch.cat(call(runners, "initial_tokens", ()))
     records = list(iter_records(os.path.join(directory, SAMPLES_FILE), spec.chains))
     n = max(len(records), 1)

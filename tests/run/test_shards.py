@@ -305,7 +305,7 @@ def test_every_shard_targets_the_runs_law(model_dir, expert) -> None:
     spec = RunSpec(model=model_dir, sequences=starts, free="2-5", experts=(text,), shards=2)
 
     def energies(run: RunSpec, probes: torch.Tensor) -> torch.Tensor:
-        tokens, free, _ = prepare(run, mlm)
+        tokens, free = prepare(run, mlm)
         target = Target(MLMEnergy(mlm), build_experts(run, mlm, tokens, free, weights=True))
         return target(probes, free[:1].expand_as(probes))
 
