@@ -67,6 +67,9 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("regenerate p=0.5", "regenerate", {"regen_prob": 0.5}),
     ("regenerate window 4", "regenerate", {"regen_block": "window", "regen_size": 4}),
     ("gibbs (inexact)", "gibbs", {}),
+    # after the others, so that their seeds (--seed + index) stay those of earlier tables
+    ("reference-tempering R=3", "reference-tempering", {"replicas": 3}),
+    ("reference-tempering R=4", "reference-tempering", {"replicas": 4}),
 ]
 # distinct low-energy CDR-H3s of trastuzumab (the native last); --starts modes puts the
 # chains in them round-robin, and the crossing table counts moves between them

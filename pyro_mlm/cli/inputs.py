@@ -121,3 +121,36 @@ def check_memory(chains: int, length: int, tokens: int, replicas: int = 1) -> No
             f"bytes), more than half of this machine's {total / 2**30:.1f} GiB; use fewer "
             "chains, or --workers on several machines"
         )
+
+
+# the packaged models that pick their chain's model from the start: name -> (heavy, light)
+BY_CHAIN = {"sapiens": ("sapiens-h", "sapiens-l")}
+
+
+def resolve_model(name: str, sequence: str | None) -> str:
+    """The model a run reads: ``sapiens`` becomes Sapiens' heavy- or light-chain model by the
+    chain type of the start (:func:`pyro_mlm.design.numbering.chain_type`), said on stderr;
+    any other name is returned as given. A start that is no antibody chain, or none (a
+    ``--length`` start), is a ``UsageError`` naming the models to choose from."""
+    if name not in BY_CHAIN:
+        return name
+    heavy, light = BY_CHAIN[name]
+    if not sequence:
+        raise UsageError(
+            f"--model {name} picks the heavy or light model from the starting chain, and there "
+            f"is none to read (--length): give --model {heavy} or {light}"
+        )
+    from pyro_mlm.design.numbering import chain_type
+
+    chain, how = chain_type(sequence)
+    if chain is None:
+        raise UsageError(
+            f"--model {name} picks the heavy or light model from the starting chain, and the "
+            f"start is neither ({how}): give --model {heavy}, {light} or another model"
+        )
+    chosen = heavy if chain == "H" else light
+    print(
+        f"model: {chosen} ({how}; --model {light if chain == 'H' else heavy} for the other)",
+        file=sys.stderr,
+    )
+    return chosen

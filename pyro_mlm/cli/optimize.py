@@ -13,7 +13,7 @@ from pyro_mlm.run.spec import RunSpec
 def optimize(args: argparse.Namespace) -> int:
     import torch
 
-    from pyro_mlm.cli.sample import flag, sampler_options
+    from pyro_mlm.cli.settings import flag, sampler_options
     from pyro_mlm.design.sites import fill_masked
     from pyro_mlm.energy import MLMEnergy
     from pyro_mlm.models.load import load_model, load_vocabulary, resolve_device
@@ -51,6 +51,9 @@ def optimize(args: argparse.Namespace) -> int:
 
     if kernel not in ANNEALABLE:
         raise UsageError(f"--kernel {kernel} cannot be annealed; use {', '.join(ANNEALABLE)}")
+    from pyro_mlm.cli.inputs import resolve_model
+
+    args.model = resolve_model(args.model, texts[0])
     vocab = load_vocabulary(args.model)
     mask_text = str(vocab.tokenizer.mask_token)
     free = args.free or ("masked" if any(mask_text in t for t in texts) else "all")

@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pyro-mlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     model_help = (
-        f"packaged model ({models}), a local directory, or a Hugging Face hub id "
-        "(default: antiberty)"
+        f"packaged model ({models}; sapiens: Sapiens' heavy or light model, picked from the "
+        "start's chain), a local directory, or a Hugging Face hub id (default: sapiens)"
     )
 
     s = sub.add_parser(
@@ -137,7 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     _sampler_arguments(s)
     s.add_argument("--chains", type=int, help="vectorised chains (default 4)")
     s.add_argument("--warmup", type=int, help="warm-up sweeps, not kept (default 20)")
-    s.add_argument("--samples", type=int, help="kept sweeps per chain (default 100)")
+    s.add_argument(
+        "--samples",
+        type=int,
+        help="kept sweeps per chain (default 100; with --until-converged the most, default none)",
+    )
+    s.add_argument(
+        "--until-converged",
+        action="store_true",
+        default=None,
+        help="sample until R-hat <= 1.01 and bulk ESS >= 400 for the energy and the Hamming "
+        "distance (checked as it goes; the first quarter of the sweeps is warm-up), or until "
+        "--max-minutes; --resume continues under the same rule",
+    )
+    s.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="stop sampling after M minutes of this session (resumable; default: no budget)",
+    )
     s.add_argument("--temperature", type=float, help="T of exp(-E/T) (default 1)")
     s.add_argument("--proposal-temperature", type=float, help="proposal temperature (default 1)")
     s.add_argument("--scan", choices=SCANS, help="position order (default random)")
@@ -157,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="lowest-energy sequences by simulated annealing (not a sampler)",
         allow_abbrev=False,
     )
-    o.add_argument("--model", default="antiberty", help=model_help)
+    o.add_argument("--model", default="sapiens", help=model_help)
     o.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
     o.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
     o.add_argument("--free", help=f"positions to optimise: {FREE_HELP}")
@@ -203,7 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--numbering", choices=SCHEMES, default="imgt", help="for --free cdrh3 and the like"
     )
-    c.add_argument("--model", default="antiberty", help=model_help)
+    c.add_argument(
+        "--model",
+        default="antiberty",
+        help=f"packaged model ({models}), a local directory, or a Hugging Face hub id (default: "
+        "antiberty, which reads heavy and light chains alike; the sequences scored at once "
+        "may be of both)",
+    )
     c.add_argument(
         "--energy",
         choices=[*ENERGIES, "both"],

@@ -49,7 +49,9 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
     finite = bool(np.isfinite(r_hats).all() and np.isfinite(ess).all())
     worst = float(np.max(r_hats)) if finite else float("nan")
     least = float(np.min(ess)) if finite else float("nan")
-    if converged(table):
+    draws = result.draws * spec.chains
+    if converged(table, draws=draws):
+        least = min(least, float(draws))
         print(f"CONVERGED: max R-hat {worst:.4f} <= 1.01 and min bulk ESS {least:.0f} >= 400")
         return
     shown = ", ".join(
@@ -69,14 +71,45 @@ def _print_plan(result: RunResult, spec: RunSpec, directory: str) -> None:
         except ValueError as err:
             print(f"  {err}")
         else:
+            if spec.until_converged:  # the kept draws are 3/4 of the sweeps done
+                more, minutes = int(np.ceil(more * 4 / 3)), minutes * 4 / 3
+                then = f"--max-minutes {max(np.ceil(minutes * 1.5), 1):.0f}"
+            else:
+                then = f"--samples {spec.samples + more}"
             print(
                 f"  at this run's measured rates ({per_sweep:.2f} s per sweep): about {more} "
                 f"more sweeps, {minutes:.0f} min (a chain stuck in one mode makes it longer):\n"
-                f"  pyro-mlm sample --resume {directory} --samples {spec.samples + more}"
+                f"  pyro-mlm sample --resume {directory} {then}"
             )
     routes = [r for r in ROUTES.get(spec.model, []) + GENERIC_ROUTES if not _ran(r, spec)]
     if routes:
         print("  faster routes, as measured:\n" + "\n".join(f"  - {r}" for r in routes))
+
+
+def _print_stop(result: RunResult, spec: RunSpec, directory: str) -> None:
+    """Why a run under the stop rule or a budget ended, and what its checks cost."""
+    if result.stopped == "converged":
+        head = f"CONVERGED at the stop rule's check after {result.draws} kept draws per chain"
+        print(f"stopped: {head}", end="")
+    elif result.stopped == "budget":
+        head = f"the --max-minutes budget ({spec.max_minutes:g} min) ran out"
+        print(
+            f"stopped: {head}; continue: pyro-mlm sample --resume {directory} (another "
+            f"{spec.max_minutes:g} min; --max-minutes M to change it, 0 for none)",
+            end="",
+        )
+    elif not spec.until_converged:
+        return
+    else:
+        print("stopped: " + ("the --samples cap" if result.completed else "interrupted"), end="")
+    if spec.until_converged:
+        share = 100 * result.check_seconds / result.seconds if result.seconds else 0.0
+        print(
+            f" (checks: {result.check_seconds:.2f} s, {share:.1f}% of the session; the first "
+            f"{result.burn_in} written draws per chain were warm-up)"
+        )
+    else:
+        print()
 
 
 def _ran(route: str, spec: RunSpec) -> bool:
@@ -144,6 +177,7 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
         f"({result.seconds:.1f} s this session); acceptance_rate "
         f"{result.acceptance_rate:.3f}, novel_rate {result.novel_rate:.3f}"
     )
+    _print_stop(result, spec, directory)
     if spec.resolved_free:
         print(f"free positions: {describe_free(spec.resolved_free)}")
     if result.summary is not None and result.idata is not None:
@@ -182,7 +216,7 @@ def print_result(result: RunResult, spec: RunSpec, directory: str, top: int = 10
                     "  convergence was not assessed (too few draws): these frequencies are "
                     "not yet posterior probabilities"
                 )
-            elif not converged(result.summary):
+            elif not converged(result.summary, draws=result.draws * spec.chains):
                 print(
                     "  the run has NOT CONVERGED: these frequencies are not yet posterior "
                     "probabilities (the intervals assume chains that have mixed)"

@@ -130,3 +130,29 @@ def region_indices(region: str, sequence: str, scheme: str = "imgt") -> list[int
         wanted = [int(region[-1]) - 1]
     spans = [CDR_NUMBERS[scheme][chain][k] for k in wanted]
     return [i for i, n in residues if any(lo <= n <= hi for lo, hi in spans)]
+
+
+def chain_type(sequence: str) -> tuple[str | None, str]:
+    """``(chain, how)``: ``"H"`` or ``"L"`` (kappa and lambda) for an antibody variable
+    domain, None for none; ``how`` says how it was told. ANARCI decides where it is
+    installed; otherwise the framework-4 motif that follows CDR 3, ``WGxG`` in a heavy chain
+    and ``FGxG`` in a light one (Kabat's conserved J-region motifs), if exactly one is found.
+
+    >>> chain_type("CARDYWGQGTLVTVSS")[0] if not anarci_available() else "H"
+    'H'
+    """
+    import re
+
+    if anarci_available():
+        try:
+            chain, _ = number(sequence)
+        except ValueError:
+            return None, "ANARCI found no antibody variable domain"
+        name = "heavy" if chain == "H" else "light"
+        return chain, f"ANARCI numbers it as a {name} chain"
+    heavy = re.search(r"WG.G", sequence) is not None
+    light = re.search(r"FG.G", sequence) is not None
+    if heavy != light:
+        motif = "WGxG" if heavy else "FGxG"
+        return ("H" if heavy else "L"), f"its framework-4 motif {motif} (no ANARCI)"
+    return None, "neither or both of the WGxG (heavy) and FGxG (light) motifs, and no ANARCI"

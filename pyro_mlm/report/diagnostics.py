@@ -10,6 +10,7 @@ is converted by :mod:`pyro_mlm.pyro.conversion`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -148,12 +149,18 @@ def judged(table: Any) -> list[str]:
     return list(SUMMARY_VARS) + [k for k in OPTIONAL_POSTERIOR_VARS if k in table.index]
 
 
-def converged(table: Any, r_hat: float = R_HAT_BAR, ess: float = ESS_BAR) -> bool:
+def converged(
+    table: Any, r_hat: float = R_HAT_BAR, ess: float = ESS_BAR, draws: int | None = None
+) -> bool:
     """R-hat <= ``r_hat`` and bulk ESS >= ``ess`` for every judged summary, decided on the
-    unrounded values (a NaN fails)."""
+    unrounded values (a NaN fails). With ``draws`` (chains x draws per chain), an ESS above
+    it is read as ``draws`` (as the table's ``*`` says): short runs overestimate the ESS,
+    and no verdict rests on more effective draws than there are draws."""
     names = judged(table)
     r_hats = np.asarray(table.loc[names, "r_hat"], dtype=float)
     sizes = np.asarray(table.loc[names, "ess_bulk"], dtype=float)
+    if draws is not None:
+        sizes = np.minimum(sizes, float(draws))
     return bool((r_hats <= r_hat).all() and (sizes >= ess).all())  # NaN compares False
 
 
@@ -199,24 +206,31 @@ def hdi(values: np.ndarray, prob: float = 0.94) -> tuple[float, float]:
 
 def _diagnostics_table(posterior: Any, var_names: tuple[str, ...]) -> Any:
     """One row per variable of ``posterior`` (an xarray Dataset over ``(chain, draw)``)."""
+    return diagnose({name: np.asarray(posterior[name], dtype=float) for name in var_names})
+
+
+def diagnose(values: Mapping[str, np.ndarray]) -> Any:
+    """Mean, sd, 94% HDI, MCSE, bulk and tail ESS and R-hat of each ``[chain, draw]`` array
+    (a DataFrame, one row per name): the summary table's numbers, which the verdict reads,
+    also for the stop rule's checks on draws held in memory (:mod:`pyro_mlm.run.until`)."""
     import pandas as pd
 
     rows = {}
-    enough = int(posterior.sizes["draw"]) >= MIN_DRAWS
-    for name in var_names:
-        values = np.asarray(posterior[name], dtype=float)
-        low, high = hdi(values)
-        row = {"mean": values.mean(), "sd": values.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
+    for name, array in values.items():
+        array = np.asarray(array, dtype=float)
+        enough = array.shape[1] >= MIN_DRAWS
+        low, high = hdi(array)
+        row = {"mean": array.mean(), "sd": array.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
         diagnostics = dict.fromkeys(("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"))
         if enough:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # constant chains: NaN
                 diagnostics = {
-                    "mcse_mean": arviz_compat.mcse(values, "mean"),
-                    "mcse_sd": arviz_compat.mcse(values, "sd"),
-                    "ess_bulk": arviz_compat.ess(values, "bulk"),
-                    "ess_tail": arviz_compat.ess(values, "tail"),
-                    "r_hat": arviz_compat.rhat(values),
+                    "mcse_mean": arviz_compat.mcse(array, "mean"),
+                    "mcse_sd": arviz_compat.mcse(array, "sd"),
+                    "ess_bulk": arviz_compat.ess(array, "bulk"),
+                    "ess_tail": arviz_compat.ess(array, "tail"),
+                    "r_hat": arviz_compat.rhat(array),
                 }
         rows[name] = {**row, **diagnostics}
     return pd.DataFrame.from_dict(rows, orient="index", dtype=float)

@@ -23,6 +23,7 @@ from pyro_mlm.report.marginals import entropy_bits, marginals, mean_pairwise_ham
 from pyro_mlm.run.artifacts import SAMPLES_FILE, Report, write_all
 from pyro_mlm.run.spec import RunSpec
 from pyro_mlm.run.store import read_draws
+from pyro_mlm.run.until import burn_in
 from pyro_mlm.target import expert_name
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class RunResult:
     # chain 0's start's energy over the run's region, by the draws' measure (None where
     # the start was filled from mask tokens)
     start_energy: float | None = None
+    # why the run ended before its cap: "converged" (the stop rule), "budget" (--max-minutes)
+    stopped: str = ""
+    check_seconds: float = 0.0  # the stop rule's checks, in all
+    burn_in: int = 0  # leading written draws the report dropped (the stop rule's warm-up)
 
 
 def write_report(
@@ -70,6 +75,10 @@ def write_report(
     of ``samples.jsonl`` so that a replayed run's draws stay byte-identical).
     """
     data = read_draws(os.path.join(directory, SAMPLES_FILE), spec.chains)
+    drop = 0
+    if data is not None and spec.until_converged:  # the stop rule's burn-in, as it judged
+        drop = burn_in(spec.warmup, data["energy"].shape[1])
+        data = {name: values[:, drop:] for name, values in data.items()}
     draws = 0 if data is None else data["energy"].shape[1]
     table = idata = designs = diversity = None
     variable = None
@@ -100,8 +109,20 @@ def write_report(
         designs, shown, diversity = design_summaries(
             data, free.cpu().numpy(), begin, vocab, experts, labels, variable is not None
         )
+        for design in designs:  # numbered as in samples.jsonl, burn-in included
+            design.first_draw += drop
         write_all(
-            Report(directory, spec.warmup, data, idata, table, designs, shown, labels, diversity)
+            Report(
+                directory,
+                spec.warmup + drop,
+                data,
+                idata,
+                table,
+                designs,
+                shown,
+                labels,
+                diversity,
+            )
         )
     return RunResult(
         directory=directory,
@@ -115,6 +136,7 @@ def write_report(
         sampling_seconds=sampling_seconds,
         designs=designs,
         diversity=diversity,
+        burn_in=drop,
     )
 
 

@@ -17,14 +17,12 @@ state, the sweep and the counters) plus the starting tokens, whatever the sample
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,21 +38,20 @@ from pyro_mlm.run.progress import Progress
 from pyro_mlm.run.recorded import check_recorded_inputs, record_inputs
 from pyro_mlm.run.records import draw_record
 from pyro_mlm.run.spec import RunSpec
+from pyro_mlm.run.stop_guard import Interrupted, StopGuard
 from pyro_mlm.run.store import (
     CHECKPOINT_KEYS,
     load_checkpoint,
+    read_draws,
     save_checkpoint,
     truncate_draws,
     write_atomic,
 )
+from pyro_mlm.run.until import ConvergenceWatch
 from pyro_mlm.samplers import SweepInfo, SweepSampler
 from pyro_mlm.samplers.builder import assemble
 from pyro_mlm.samplers.chain import Chain
 from pyro_mlm.target import Target
-
-
-class Interrupted(Exception):
-    """Raised inside the sweep loop by SIGINT (Ctrl-C) or SIGTERM (``kill``)."""
 
 
 def build(
@@ -128,26 +125,46 @@ def sample_to_directory(
         chain = _restore(sampler, saved, checkpoint_path, start, spec.warmup)
         truncate_draws(paths[SAMPLES_FILE], max(chain.sweep - spec.warmup, 0), spec.chains)
     start_energy = _start_energy(sampler, tokens, start, free, spec)
-    total = spec.warmup + spec.samples
+    cap = spec.warmup + spec.samples if spec.samples or not spec.until_converged else None
+    watch = _watch(spec, paths[SAMPLES_FILE], chain) if spec.until_converged else None
     began = time.perf_counter()
+    deadline = began + 60.0 * spec.max_minutes if spec.max_minutes else None
     completed = False
-    guard = _StopGuard()
+    stopped = ""  # why a run ended before its cap: "converged" or "budget"
+    guard = StopGuard()
     reached = chain.sweep
     try:
         with guard.installed(), open(paths[SAMPLES_FILE], "a", encoding="utf-8") as out:
-            bar = Progress(total, chain.sweep, enabled=progress, desc=mlm.name, unit="sweep")
-            while chain.sweep < total:
+            bar = Progress(cap, chain.sweep, enabled=progress, desc=mlm.name, unit="sweep")
+            if watch is not None and watch.due() and watch.check().converged:
+                stopped = "converged"  # a resumed run that had converged when it stopped
+            while not stopped:
+                if cap is not None and chain.sweep >= cap:
+                    break
+                if deadline is not None and time.perf_counter() >= deadline:
+                    stopped = "budget"
+                    break
                 info = chain.step()
                 sweep = chain.sweep
                 with guard:  # a stop request waits until the sweep is saved
                     if sweep > spec.warmup:  # (wall times are not in the draws: they replay)
-                        _write_draws(out, chain, info, mlm, start, sweep - spec.warmup - 1)
+                        records = _write_draws(
+                            out, chain, info, mlm, start, sweep - spec.warmup - 1
+                        )
+                        if watch is not None:
+                            watch.add(_judged_values(records, watch.names))
                     if on_sweep is not None:
                         on_sweep(sweep)
                     _save(checkpoint_path, chain, start)
                     reached = sweep
                 phase = "warmup" if sweep <= spec.warmup else "sample"
-                bar.update(1, chain.progress(info), phase)
+                stats = chain.progress(info)
+                if watch is not None:
+                    if watch.due() and watch.check().converged:
+                        stopped = "converged"
+                    if watch.last is not None:
+                        stats = {**stats, **watch.last.progress()}
+                bar.update(1, stats, phase)
             bar.close()
         completed = True
     except (KeyboardInterrupt, Interrupted):
@@ -162,7 +179,10 @@ def sample_to_directory(
         directory, spec, mlm, free, completed, seconds, rates, sampling,
         start=start, experts=sampler.target.experts,
     )  # fmt: skip
-    return dataclasses.replace(result, start_energy=start_energy)
+    checks = watch.check_seconds if watch is not None else 0.0
+    return dataclasses.replace(
+        result, start_energy=start_energy, stopped=stopped, check_seconds=checks
+    )
 
 
 def _start_energy(
@@ -189,31 +209,42 @@ def _start_energy(
 
 
 # ---------------------------------------------------------------- internals
+def _watch(spec: RunSpec, path: str, chain: Chain) -> ConvergenceWatch:
+    """The stop rule's record of the judged summaries, holding the draws already written."""
+    names = ("energy", "hamming") + (("length",) if spec.lengths else ())
+    written = read_draws(path, spec.chains) if chain.sweep > spec.warmup else None
+    return ConvergenceWatch(spec.warmup, spec.chains, names, written)
+
+
+def _judged_values(records: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
+    """One sweep's judged summaries per chain, from its draw records (the fields
+    :func:`~pyro_mlm.run.store.read_draws` reads back: ``length`` is the sweep info's)."""
+    return {name: [r[name] for r in records] for name in names}
+
+
 def _write_draws(
     out: Any, chain: Chain, info: SweepInfo, mlm: MaskedLM, start: torch.Tensor, draw: int
-) -> None:
+) -> list[dict[str, Any]]:
     tokens = chain.tokens.cpu()
     energy = chain.energy.cpu()
     distance = chain.sampler.distance(tokens, start[:1].cpu())  # one reference for every
     # chain (Hamming; the edit distance of a region whose length varies): R-hat compares
     # one function across chains (each chain's own start differs where starts are filled)
-    lines = [
-        json.dumps(
-            draw_record(
-                c,
-                draw,
-                mlm.decode(tokens[c]),
-                float(energy[c]),
-                int(distance[c]),
-                info,
-                tokens[c].tolist(),
-            )
+    records = [
+        draw_record(
+            c,
+            draw,
+            mlm.decode(tokens[c]),
+            float(energy[c]),
+            int(distance[c]),
+            info,
+            tokens[c].tolist(),
         )
-        + "\n"
         for c in range(tokens.shape[0])
     ]
-    out.write("".join(lines))
+    out.write("".join(json.dumps(record) + "\n" for record in records))
     out.flush()  # a killed process keeps what was flushed (no fsync: it costs more than a sweep)
+    return records
 
 
 def _save(path: str, chain: Chain, start: torch.Tensor) -> None:
@@ -246,45 +277,3 @@ def _restore(
             f"{type(err).__name__} {err}); the draws in samples.jsonl up to the last saved "
             "sweep are intact; start a new run with another --out"
         ) from err
-
-
-class _StopGuard:
-    """SIGINT and SIGTERM stop the run, but never while a sweep is being saved.
-
-    Outside ``with guard:`` a signal raises :class:`Interrupted` at once; inside, it
-    is held and raised when the block ends, so ``samples.jsonl`` never holds a torn
-    sweep and the checkpoint always matches it (``kill -9`` is handled on resume).
-    """
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.pending = False
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.depth:
-            self.pending = True
-        else:
-            raise Interrupted
-
-    def __enter__(self) -> None:
-        self.depth += 1
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.depth -= 1
-        if self.pending and not self.depth and exc_type is None:
-            self.pending = False
-            raise Interrupted
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        signals = (signal.SIGINT, signal.SIGTERM)
-        try:
-            previous = [signal.signal(sig, self._handler) for sig in signals]
-        except ValueError:  # not the main thread: leave signals alone
-            yield
-            return
-        try:
-            yield
-        finally:
-            for sig, handler in zip(signals, previous, strict=True):
-                signal.signal(sig, handler)

@@ -23,7 +23,9 @@ class Progress:
     Parameters
     ----------
     total, done
-        Steps in the whole job and steps already done (a resumed run).
+        Steps in the whole job (None when the job stops on a rule, such as the stop rule
+        of ``--until-converged``: no estimate of the time left then) and steps already
+        done (a resumed run).
     enabled
         ``False`` shows nothing.
     desc, unit
@@ -36,7 +38,7 @@ class Progress:
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         done: int = 0,
         *,
         enabled: bool = True,
@@ -89,13 +91,15 @@ class Progress:
         self.last_line, self.printed = now, self.done
         elapsed = now - self.began
         ran = self.done - self.start_done
-        left = (self.total - self.done) * elapsed / ran if ran else float("nan")
-        parts = [f"{self.desc}: {self.unit} {self.done}/{self.total}"]
+        of = "" if self.total is None else f"/{self.total}"
+        parts = [f"{self.desc}: {self.unit} {self.done}{of}"]
         if self.phase:
             parts.append(self.phase)
         parts += [f"{k} {v}" for k, v in self.stats.items()]
         parts.append(f"elapsed {format_seconds(elapsed)}")
-        parts.append(f"left ~{format_seconds(left)}" if self.done < self.total else "done")
+        if self.total is not None:
+            left = (self.total - self.done) * elapsed / ran if ran else float("nan")
+            parts.append(f"left ~{format_seconds(left)}" if self.done < self.total else "done")
         print(", ".join(parts), file=self.stream, flush=True)
 
 

@@ -73,6 +73,11 @@ class RunSpec:
     # when the run started (pyro_mlm.models.fingerprint): a resume whose model directory
     # now holds other weights is refused
     model_fingerprints: dict[str, str] = field(default_factory=dict)
+    # the stop rule (pyro_mlm.run.until): sample until the verdict holds, ``samples`` then
+    # being the most draws per chain (0: no cap); and a wall-time budget for this session's
+    # sampling, in minutes (0: none), after which the run stops, resumable
+    until_converged: bool = False
+    max_minutes: float = 0.0
 
     @property
     def chains(self) -> int:
@@ -171,7 +176,19 @@ class RunSpec:
             proposal_temperature=self.proposal_temperature,
             spell=spell,
         )  # every option this sampler would ignore is refused, by name
-        for name, low in (("warmup", 0), ("samples", 1), ("shards", 1), ("chains_per_start", 0)):
+        if not isinstance(self.until_converged, bool):
+            fail("until_converged", "true or false")
+        minutes = self.max_minutes
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, (int, float))
+            or not 0 <= minutes < float("inf")
+        ):
+            fail("max_minutes", "a finite number of minutes >= 0 (0: no budget)")
+        least = 0 if self.until_converged else 1  # 0 draws: no cap under the stop rule
+        for name, low in (
+            ("warmup", 0), ("samples", least), ("shards", 1), ("chains_per_start", 0)
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 fail(name, f"an integer >= {low}")
@@ -228,7 +245,9 @@ class RunSpec:
     def differences(self, other: RunSpec) -> list[str]:
         """Fields that differ (``samples`` and the ``resolved_free`` record excluded)."""
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        records = ("samples", "resolved_free", "model_fingerprints", "length_weights")
+        records = (
+            "samples", "resolved_free", "model_fingerprints", "length_weights", "max_minutes"
+        )  # fmt: skip
         return [k for k in mine if k not in records and mine[k] != theirs[k]]
 
     def replace(self, **changes: Any) -> RunSpec:

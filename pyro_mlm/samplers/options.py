@@ -107,6 +107,8 @@ def parse_t_max(text: str | float) -> float:
     return value
 
 
+REGEN_BLOCK_HELP = "regenerated block: region (all free), window or random"
+REGEN_TAU_HELP = f"tau_r, or auto: the best of {TAUS} in warm-up"
 BLOCK_SIZE = Option(parse_sizes, 2, "positions per block proposal, e.g. 2 or 1,2", "K")
 BLOCK_MODE = Option(parse_mode, "random", "block shape: random or window", "MODE")
 
@@ -140,8 +142,9 @@ class Declared:
 def _declared() -> dict[str, Declared]:
     inner = tuple(sorted(n for n, d in _BASE.items() if d.inner))
     parse_inner = one_of("the inner sampler", inner, list(inner))
+    replicas = Option(parse_replicas, 4, "replicas (slots) per chain", "R")
     replica = {
-        "replicas": Option(parse_replicas, 4, "replicas per chain (replica-exchange)", "R"),
+        "replicas": replicas,
         "t_max": Option(parse_t_max, 3.0, "hottest temperature / T (replica-exchange)", "T"),
         "inner": Option(
             parse_inner, "block", f"sampler within each replica: {', '.join(inner)}", "NAME"
@@ -149,7 +152,11 @@ def _declared() -> dict[str, Declared]:
         "block_size": BLOCK_SIZE,
         "block_mode": BLOCK_MODE,
     }
-    return {**_BASE, "replica-exchange": Declared("replica:ReplicaExchange", replica)}
+    return {
+        **_BASE,
+        "replica-exchange": Declared("replica:ReplicaExchange", replica),
+        "reference-tempering": Declared("reference:ReferenceTempering", {"replicas": replicas}),
+    }
 
 
 _BASE: dict[str, Declared] = {
@@ -168,24 +175,10 @@ _BASE: dict[str, Declared] = {
         "regenerate:Regenerate",
         {
             "regen_prob": Option(parse_fraction, 0.25, "share of proposals that regenerate", "P"),
-            "regen_block": Option(
-                parse_regen_block,
-                "region",
-                "regenerated block: region (all free), window or random",
-                "MODE",
-            ),
-            "regen_size": Option(
-                parse_sizes, 4, "block sizes for window/random, e.g. 4 or 3,6", "K"
-            ),
-            "regen_order": Option(
-                parse_order, "random", "fill order: random or left-to-right", "O"
-            ),
-            "regen_temperature": Option(
-                parse_regen_temperature,
-                "auto",
-                f"tau_r, or auto: the best of {TAUS} in warm-up",
-                "TAU",
-            ),
+            "regen_block": Option(parse_regen_block, "region", REGEN_BLOCK_HELP, "MODE"),
+            "regen_size": Option(parse_sizes, 4, "window/random block sizes, e.g. 4 or 3,6", "K"),
+            "regen_order": Option(parse_order, "random", "fill order: random, left-to-right", "O"),
+            "regen_temperature": Option(parse_regen_temperature, "auto", REGEN_TAU_HELP, "TAU"),
         },
         annealable=True,
         inner=True,

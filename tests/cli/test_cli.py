@@ -277,8 +277,9 @@ def test_short_antiberty_cdr_h3_run(tmp_path, capsys) -> None:
 
     out = tmp_path / "h3"
     code, stdout, err = run_cli(
-        capsys, "sample", "--sequence", TRASTUZUMAB_VH, "--free", "cdrh3", "--chains", "2",
-        "--warmup", "0", "--samples", "1", "--out", str(out), "--no-progress",
+        capsys, "sample", "--model", "antiberty", "--sequence", TRASTUZUMAB_VH, "--free",
+        "cdrh3", "--chains", "2", "--warmup", "0", "--samples", "1", "--out", str(out),
+        "--no-progress",
     )  # fmt: skip
     assert code == 0, err
     records = lines(out / "samples.jsonl")
@@ -352,7 +353,40 @@ def test_a_missing_extra_is_reported_before_torch_loads() -> None:
     _, err = run_fresh_python(
         "import sys\nsys.modules['antiberty'] = None  # as if the extra were not installed\n"
         "from pyro_mlm.cli import main\n"
-        "rc = main(['sample', '--sequence', 'EVQLV', '--free', 'all', '--out', 'x'])\n"
+        "rc = main(['sample', '--model', 'antiberty', '--sequence', 'EVQLV', '--free', 'all',"
+        " '--out', 'x'])\n"
         "assert rc == 2 and 'torch' not in sys.modules, (rc, 'torch' in sys.modules)\n"
     )
     assert "pip install 'antiberty==0.1.3'" in err
+
+
+def test_the_default_model_is_sapiens_for_the_start_s_chain(tmp_path, capsys) -> None:
+    """``--model sapiens`` (the default) reads the start's chain: trastuzumab's VH gets
+    Sapiens-H and says so; a light chain Sapiens-L; a start that is no antibody chain, or
+    none (``--length``), is one error line naming the models to choose."""
+    from conftest import TRASTUZUMAB_VH
+
+    from pyro_mlm.cli.inputs import resolve_model
+
+    assert resolve_model("sapiens", TRASTUZUMAB_VH) == "sapiens-h"
+    assert "model: sapiens-h (" in capsys.readouterr().err
+    light = "DIQMTQSPSSLSASVGDRVTITCRASQDVNTAVAWYQQKPGKAPKLLIYSASFLYSGVPSRFSGSRSGTDFTLTISSLQPEDFATYYCQQHYTTPPTFGQGTKVEIK"  # noqa: E501 - trastuzumab VL
+    assert resolve_model("sapiens", light) == "sapiens-l"
+    assert resolve_model("antiberty", "anything") == "antiberty"
+    for argv, message in (
+        (["--sequence", "MKTAYIAKQRQISFVKSHFSRQ"], "the start is neither"),
+        (["--length", "5"], "there is none to read"),
+    ):
+        code, _, err = run_cli(capsys, "sample", *argv, "--out", str(tmp_path / "x"))
+        assert code == 2 and message in err and "--model sapiens-h" in err, err
+        assert err.count("\n") == 1
+
+
+def test_the_chain_type_without_anarci_comes_from_the_framework_4_motif(monkeypatch) -> None:
+    from pyro_mlm.design import numbering
+
+    monkeypatch.setattr(numbering, "anarci_available", lambda: False)
+    assert numbering.chain_type("CARDYWGQGTLVTVSS")[0] == "H"
+    assert numbering.chain_type("CQQHYTTPPTFGQGTKVEIK")[0] == "L"
+    chain, how = numbering.chain_type("MKTAYIAKQRQ")
+    assert chain is None and "no ANARCI" in how

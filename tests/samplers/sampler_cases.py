@@ -75,6 +75,9 @@ class SamplerCase:
     # most masked rows one proposal's draw costs a chain beyond the |free| rows of the
     # energy of the proposed sequence, given |free| (regeneration: 2k - 2)
     proposal_rows: Callable[[int], int] = lambda free: 0
+    # masked rows the start state costs a chain, given |free| (None: one evaluation of each
+    # of its replicas)
+    start_rows: Callable[[int], int] | None = None
 
     def __repr__(self) -> str:
         return self.id
@@ -139,6 +142,20 @@ SAMPLER_CASES = [
         proposal_rows=lambda free: 2,
     ),
 ]
+SAMPLER_CASES.append(
+    # tempering towards the MLM's sequential law: R = 3 slots (beta 1, 0.5, 0), the last one
+    # a fresh draw of q each sweep; its enumeration test (and the wrong swap ratio's) is in
+    # test_exactness
+    SamplerCase(
+        "reference-tempering",
+        "reference-tempering",
+        {"replicas": 3},
+        per_proposal=None,
+        replicas=3,
+        proposal_rows=lambda free: free,  # a middle slot's log q(X'): |free| more rows
+        start_rows=lambda free: 2 * free,  # E and log q of the start, shared by the slots
+    )
+)
 EXACT_CASES = [
     c for c in SAMPLER_CASES if c.exact and c.sampler != "mh" and c.per_proposal is not None
 ]

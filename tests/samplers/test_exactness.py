@@ -49,7 +49,9 @@ from pyro_mlm.pyro.kernel import SamplerKernel
 from pyro_mlm.samplers import SAMPLERS, BlockMH
 from pyro_mlm.samplers.options import TAUS
 from pyro_mlm.samplers.proposals import token_log_prob
+from pyro_mlm.samplers.reference import ReferenceTempering
 from pyro_mlm.samplers.tuned import CANDIDATES
+from pyro_mlm.target import Target
 
 CHAINS = 4000  # the full size, and the negative cases' (their power needs the draws)
 CI_CHAINS = 1000  # the CI size of the positive cases: the same tests, a quarter the draws
@@ -592,3 +594,106 @@ def test_mh_with_the_energy_over_every_position_samples_its_exact_target(chains:
     print(f"MH over all positions: TV={tv:.4f} chi2 p={p_value:.3f}")
     assert p_value > 1e-3
     assert tv < tv_tolerance(chains)
+
+
+def _reference_law(en: Enumeration) -> torch.Tensor:
+    """Exact q over the enumerated states: the MLM's sequential law, left to right, each
+    row one unbatched forward (tests/samplers/exact.py's reference_masked)."""
+    from exact import reference_masked
+
+    mask, ids = en.mlm.mask_token_id, en.ids
+    q = torch.zeros(len(en), dtype=torch.float64)
+    for i, state in enumerate(en.states):
+        row, total = state.tolist(), 0.0
+        for t in en.free_positions:
+            row[t] = mask
+        for t in en.free_positions:
+            log_q = torch.log_softmax(reference_masked(en.mlm, tuple(row), t)[ids], -1)
+            total += float(log_q[ids.index(int(state[t]))])
+            row[t] = int(state[t])
+        q[i] = math.exp(total)
+    return q
+
+
+class _NoReferenceTerms(ReferenceTempering):
+    """The tempting bug: swaps weighed by the energy alone, W = -E/T (no log q terms)."""
+
+    def log_weight(self, inner):  # type: ignore[no-untyped-def]
+        return -inner.energy / self.target.temperature
+
+
+def _reference_draws(
+    en: Enumeration, cls: type, replicas: int, chains: int, draws: int = DRAWS
+) -> tuple[torch.Tensor, float]:
+    """Slot 0's draws of ``chains`` chains, 6 sweeps apart after 10 warm-up sweeps (the ladder
+    adapts in warm-up, then is frozen), as counts over the states; and the mean swap rate."""
+    target = Target(MLMEnergy(en.mlm, "norm"))
+    free = en.free.expand(chains, -1).clone()
+    sampler = cls(target, free, replicas=replicas)
+    generator = torch.Generator().manual_seed(5)
+    state = sampler.init(_random_starts(en, chains))
+    counts = torch.zeros(len(en), dtype=torch.float64)
+    swaps = []
+    for sweep in range(10 + 6 * draws):
+        state, info = sampler.step(state, generator)
+        swaps.append(float(info.swap_rate.mean()))
+        if sweep == 9:
+            state = sampler.end_warmup(state)
+        elif sweep > 9 and (sweep - 9) % 6 == 0:
+            counts += torch.bincount(en.state_index(state.tokens), minlength=len(en)).double()
+    return counts, sum(swaps) / len(swaps)
+
+
+def test_reference_tempering_is_exact_and_the_swap_needs_the_q_terms(
+    enumeration: Enumeration, chains: int
+) -> None:
+    """Tempering towards the MLM's sequential law q (pyro_mlm.samplers.reference).
+
+    Exactly, on the 27 x 27 product space of R = 2 slots (beta 1 and 0): one sweep is three
+    single-site MH proposals in slot 0, a fresh draw of q in slot 1, then the swap with
+    log alpha = W(X_1) - W(X_0), W = -E - log q; it leaves pi x q invariant, and dropping the
+    log q terms from W leaves another law (its slot-0 marginal > 0.05 from pi in TV). Six
+    sweeps make one draw, with second eigenvalue < 0.1 (so the draws are close to
+    independent, as for every sampler here). Then the sampler itself, R = 3 (the middle slot
+    at the adapted beta), passes the same TV and chi-square tests as every sampler; the
+    wrong variant fails the chi-square test at p < 1e-6 (its TV from pi measured 0.27 at
+    R = 3, so a quarter of the negative cases' draws keeps the test's power overwhelming).
+    """
+    en = enumeration
+    target = en.target("norm")
+    energy = -target.log()  # E up to a constant, which cancels in every ratio here
+    q = _reference_law(en)
+    n = len(en)
+    local = en.sweep_kernel(target, "random", 1, 1.0)
+    slot0 = torch.linalg.matrix_power(local, len(en.free_positions))
+    fresh = q.expand(n, n)  # slot 1: an independent draw of q, whatever its state
+    inner = torch.kron(slot0, fresh)  # state (i, j) is row i * n + j
+
+    def swap_kernel(with_q: bool) -> torch.Tensor:
+        w = -energy - (q.log() if with_q else 0.0)
+        swap = torch.zeros(n * n, n * n, dtype=torch.float64)
+        for i in range(n):
+            for j in range(n):
+                accept = min(1.0, float(torch.exp(w[j] - w[i])))
+                swap[i * n + j, j * n + i] += accept
+                swap[i * n + j, i * n + j] += 1.0 - accept
+        return swap
+
+    per_sweep = inner @ swap_kernel(True)
+    product = torch.outer(target, q).flatten()
+    assert total_variation(stationary(per_sweep), product) < 1e-6
+    assert second_eigenvalue(torch.linalg.matrix_power(per_sweep, 6)) < 0.1
+    wrong = stationary(inner @ swap_kernel(False)).reshape(n, n).sum(1)
+    assert total_variation(wrong, target) > 0.05
+
+    counts, rate = _reference_draws(en, ReferenceTempering, 3, chains)
+    tv = total_variation(counts / counts.sum(), target)
+    p_value = chi_square_pvalue(target, counts)
+    bad, _ = _reference_draws(en, _NoReferenceTerms, 3, CI_CHAINS)
+    bad_p = chi_square_pvalue(target, bad)
+    bad_tv = total_variation(bad / bad.sum(), target)
+    print(f"reference tempering: TV={tv:.4f} chi2 p={p_value:.3f} swap rate {rate:.2f}; "
+          f"without the q terms: TV={bad_tv:.3f} p={bad_p:.2g}")  # fmt: skip
+    assert p_value > 1e-3 and tv < tv_tolerance(chains)
+    assert 0.0 < rate < 1.0
+    assert bad_p < 1e-6
