@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 def sample(args: argparse.Namespace) -> int:
     from pyro_mlm.models.packaged import PACKAGED
 
+    defaulted = not args.resume and args.model is None
     if not args.resume:
         first = (args.sequence or [None])[0]
         if first is None and args.sequences_file:
@@ -32,6 +33,13 @@ def sample(args: argparse.Namespace) -> int:
     from pyro_mlm.run.prepare import prepare, with_resolved_free
 
     device = resolve_device(args.device)
+    if defaulted and str(device).startswith("cuda"):
+        print(
+            "note: a GPU is here: --model antiberty (8 layers, hidden 512, 10x Sapiens' cost "
+            "per row) is the antibody model we recommend on one; Sapiens is the default for "
+            "CPUs, where it is the one that gets near convergence (bench/README.md)",
+            file=sys.stderr,
+        )
     check_scale_out(args)
     from pyro_mlm.run.claim import check_unclaimed
 

@@ -372,6 +372,7 @@ def test_the_default_model_is_sapiens_for_the_start_s_chain(tmp_path, capsys) ->
     assert "model: sapiens-h (" in capsys.readouterr().err
     light = "DIQMTQSPSSLSASVGDRVTITCRASQDVNTAVAWYQQKPGKAPKLLIYSASFLYSGVPSRFSGSRSGTDFTLTISSLQPEDFATYYCQQHYTTPPTFGQGTKVEIK"  # noqa: E501 - trastuzumab VL
     assert resolve_model("sapiens", light) == "sapiens-l"
+    assert "model: sapiens-l (" in capsys.readouterr().err
     assert resolve_model("antiberty", "anything") == "antiberty"
     for argv, message in (
         (["--sequence", "MKTAYIAKQRQISFVKSHFSRQ"], "the start is neither"),

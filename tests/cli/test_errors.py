@@ -321,7 +321,8 @@ def test_a_numbered_region_without_anarci_is_one_line(tmp_path, capsys, monkeypa
     monkeypatch.setattr(pyro_mlm.models.load, "load_model", _NoWeights())
     monkeypatch.setattr(pyro_mlm.design.numbering, "anarci_available", lambda: False)
     vh = TRASTUZUMAB_VH
-    code = main(["sample", "--sequence", vh, "--free", "cdrh1", "--out", str(tmp_path / "o")])
+    argv = ["sample", "--model", "antiberty", "--sequence", vh, "--free", "cdrh1"]
+    code = main([*argv, "--out", str(tmp_path / "o")])
     _, err = capsys.readouterr()
     assert code == 2 and "numbered regions need ANARCI: pip install 'pyro-mlm[numbering]'" in err, (
         err

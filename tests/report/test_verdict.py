@@ -93,7 +93,7 @@ def test_the_advice_names_only_routes_other_than_the_one_run(capsys) -> None:
     from pyro_mlm.run.spec import RunSpec
 
     table = _table({"energy": (1.2, 50), "hamming": (1.3, 40)})
-    result = SimpleNamespace(summary=table, sampling_seconds=10.0, draws=20)
+    result = SimpleNamespace(summary=table, sampling_seconds=10.0, draws=20, burn_in=0)
     for kernel in ("mh", "replica-exchange"):
         spec = RunSpec(model="sapiens-h", sequences=("A",), kernel=kernel)
         _print_plan(result, spec, "runs/x")
