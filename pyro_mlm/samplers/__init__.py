@@ -7,8 +7,9 @@ translation comparison all read it. A sampler is built from a
 
 >>> import torch
 >>> from pyro_mlm.samplers import SAMPLERS
->>> sorted(SAMPLERS)
-['block', 'gibbs', 'metropolised', 'mh', 'regenerate', 'replica-exchange', 'tuned']
+>>> sorted(SAMPLERS)  # doctest: +NORMALIZE_WHITESPACE
+['block', 'gibbs', 'metropolised', 'mh', 'reference-tempering', 'regenerate', 'replica-exchange',
+ 'tuned']
 >>> sampler = SAMPLERS["block"](target, free, block_size=2)          # doctest: +SKIP
 >>> state = sampler.init(tokens)                                     # doctest: +SKIP
 >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))  # doctest: +SKIP

@@ -30,6 +30,10 @@ time.sleep(600)
 """
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("with_ray", [False, True], ids=["local", "ray"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_the_process_still_stops(model_dir, tmp_path, with_ray, sig) -> None:
@@ -40,7 +44,11 @@ def test_the_process_still_stops(model_dir, tmp_path, with_ray, sig) -> None:
     log = tmp_path / "stderr.txt"
     with (
         open(log, "wb") as err,
-        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env) as proc,
+        # SIGINT as a terminal gives it: a suite started as a background job (``cmd &`` in
+        # a non-interactive shell) has SIGINT ignored, and a child would inherit that
+        subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, env=env, preexec_fn=_default_sigint
+        ) as proc,
     ):
         try:
             assert proc.stdout is not None
