@@ -69,11 +69,10 @@ from pyro_mlm.samplers.reference_move import (
     draw_reference,
     fill_order,
     reference_log_prob,
-    swap_neighbours,
 )
 from pyro_mlm.samplers.replica import REInfo
 from pyro_mlm.samplers.scan import next_positions, sites_of
-from pyro_mlm.samplers.transitions import accept_moves, single_site_candidates
+from pyro_mlm.samplers.transitions import accept_moves, single_site_candidates, swap_neighbours
 from pyro_mlm.target import Target
 from pyro_mlm.validation import check_chains
 
@@ -278,7 +277,8 @@ class ReferenceTempering(SweepSampler):
     ) -> tuple[PathState, torch.Tensor]:
         """Even then odd neighbour swaps (:func:`~.reference_move.swap_neighbours`) on the
         weights :meth:`log_weight`; returns the new state and ``[C, R-1]`` accepts."""
-        return swap_neighbours(inner, self.log_weight(inner), self.replicas, generator)
+        fields = ("tokens", "energy", "logits", "log_q")
+        return swap_neighbours(inner, self.log_weight(inner), self.replicas, fields, generator)
 
     def log_weight(self, inner: PathState) -> torch.Tensor:
         """``[C R]`` :math:`W(X) = -E(X)/T - \\log q(X)` of each row, which the swaps read (a

@@ -1,5 +1,6 @@
 r"""The reference law of ``reference-tempering``: the MLM's sequential law :math:`q` over a
-region, exactly sampleable and with a density of ``k`` batched rows; and the swap ratio.
+region, exactly sampleable and with a density of ``k`` batched rows (the swaps are
+:func:`~.transitions.swap_neighbours`).
 
 With :math:`\sigma_1 < \dots < \sigma_k` the free positions and the rest of the sequence
 fixed,
@@ -24,7 +25,6 @@ import torch
 
 from pyro_mlm.samplers.proposals import draw, proposal_log_probs, token_log_prob
 from pyro_mlm.samplers.scan import Sites
-from pyro_mlm.samplers.transitions import uniform
 from pyro_mlm.target import Target
 
 
@@ -107,49 +107,3 @@ def draw_reference(
         log_q[act] += step.gather(-1, choice[:, None])[:, 0]
         rows[act, at] = proposable[choice]
     return rows, log_q
-
-
-def swap_log_ratio(
-    beta_low: torch.Tensor,
-    beta_high: torch.Tensor,
-    w_low: torch.Tensor,
-    w_high: torch.Tensor,
-) -> torch.Tensor:
-    r""":math:`\log\alpha = (\beta_r - \beta_{r+1})(W(X_{r+1}) - W(X_r))` of a swap between
-    slots :math:`r` (``low``) and :math:`r+1` (``high``), :math:`W = -E/T - \log q`.
-
-    >>> swap_log_ratio(torch.tensor([1.0]), torch.tensor([0.0]),
-    ...                torch.tensor([-2.0]), torch.tensor([-1.0]))
-    tensor([1.])
-    """
-    return (beta_low - beta_high) * (w_high - w_low)
-
-
-def swap_neighbours(
-    inner: PathState, w: torch.Tensor, replicas: int, generator: torch.Generator | None
-) -> tuple[PathState, torch.Tensor]:
-    """Swaps of neighbouring slots, even pairs then odd, each accepted with
-    :func:`swap_log_ratio` on the weights ``w [C R]`` (cached: no forward pass); the slots'
-    sequences, energies, conditionals and :math:`\\log q` move together. Returns the state
-    and ``[C, R-1]`` accepts."""
-    R = replicas
-    chains = inner.tokens.shape[0] // R
-    accepted = torch.zeros(chains, R - 1, device=inner.tokens.device)
-    for parity in (0, 1):
-        pairs = torch.arange(parity, R - 1, 2, device=inner.tokens.device)
-        if pairs.numel() == 0:
-            continue
-        low = (torch.arange(chains, device=pairs.device)[:, None] * R + pairs).flatten()
-        high = low + 1
-        log_a = swap_log_ratio(inner.beta[low], inner.beta[high], w[low], w[high])
-        ok = uniform(low.numel(), log_a.device, generator).log() < log_a
-        a, b = low[ok], high[ok]
-        order = torch.arange(inner.tokens.shape[0], device=low.device)
-        order[a], order[b] = b, a
-        w = w[order]
-        inner = inner._replace(
-            tokens=inner.tokens[order], energy=inner.energy[order],
-            logits=inner.logits[order], log_q=inner.log_q[order],
-        )  # fmt: skip
-        accepted[:, pairs] = ok.reshape(chains, -1).float()
-    return inner, accepted

@@ -31,7 +31,7 @@ import torch
 from pyro_mlm.samplers.base import SweepInfo, SweepSampler
 from pyro_mlm.samplers.builder import build_sampler
 from pyro_mlm.samplers.options import SAMPLER_OPTIONS, parse_replicas, parse_sizes, parse_t_max
-from pyro_mlm.samplers.transitions import MHState, uniform
+from pyro_mlm.samplers.transitions import MHState, swap_neighbours
 from pyro_mlm.validation import check_chains
 
 
@@ -173,26 +173,10 @@ class ReplicaExchange(SweepSampler):
     def exchange(
         self, inner: MHState, generator: torch.Generator | None
     ) -> tuple[MHState, torch.Tensor]:
-        """Even then odd neighbour swaps; returns the new inner state and ``[C, R-1]`` accepts."""
-        R = self.replicas
-        chains = inner.tokens.shape[0] // R
-        accepted = torch.zeros(chains, R - 1, device=inner.tokens.device)
-        for parity in (0, 1):
-            pairs = torch.arange(parity, R - 1, 2, device=inner.tokens.device)
-            if pairs.numel() == 0:
-                continue
-            low = (torch.arange(chains, device=pairs.device)[:, None] * R + pairs).flatten()
-            high = low + 1
-            log_a = (inner.beta[low] - inner.beta[high]) * (inner.energy[low] - inner.energy[high])
-            ok = uniform(low.numel(), log_a.device, generator).log() < log_a
-            a, b = low[ok], high[ok]
-            order = torch.arange(inner.tokens.shape[0], device=low.device)
-            order[a], order[b] = b, a
-            inner = inner._replace(
-                tokens=inner.tokens[order], energy=inner.energy[order], logits=inner.logits[order]
-            )
-            accepted[:, pairs] = ok.reshape(chains, -1).float()
-        return inner, accepted
+        """Even then odd neighbour swaps (:func:`~.transitions.swap_neighbours`, with
+        :math:`w = -E`); returns the new inner state and ``[C, R-1]`` accepts."""
+        fields = ("tokens", "energy", "logits")
+        return swap_neighbours(inner, -inner.energy, self.replicas, fields, generator)
 
     def adapt(self, state: REState, rates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Robbins-Monro step toward equal swap rates, ``sum(gaps) = log T_max`` kept."""

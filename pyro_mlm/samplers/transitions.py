@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -249,3 +249,37 @@ def gibbs_step(
     moved = proposal.new_tokens != current
     ones = torch.ones_like(moved)
     return new_tokens, MHInfo(positions, ones.float(), ones, moved)
+
+
+def swap_neighbours(
+    state: Any,
+    w: torch.Tensor,
+    replicas: int,
+    fields: tuple[str, ...],
+    generator: torch.Generator | None,
+) -> tuple[Any, torch.Tensor]:
+    r"""Replica swaps over ``C x R`` rows (row ``c * R + r`` is chain c, slot r): neighbouring
+    slots, even pairs then odd, each accepted with
+    :math:`\log\alpha = (\beta_r - \beta_{r+1})(w_{r+1} - w_r)` from ``state.beta`` and the
+    cached log-weights ``w [C R]`` (no forward pass; :math:`w = -E` for temperatures,
+    :math:`-E/T - \log q` on a path to a reference). The ``fields`` of ``state`` move with
+    their slot's sequence. Returns the state and ``[C, R-1]`` accepts (one uniform per pair).
+    """
+    R = replicas
+    chains = state.tokens.shape[0] // R
+    accepted = torch.zeros(chains, R - 1, device=state.tokens.device)
+    for parity in (0, 1):
+        pairs = torch.arange(parity, R - 1, 2, device=state.tokens.device)
+        if pairs.numel() == 0:
+            continue
+        low = (torch.arange(chains, device=pairs.device)[:, None] * R + pairs).flatten()
+        high = low + 1
+        log_a = (state.beta[low] - state.beta[high]) * (w[high] - w[low])
+        ok = uniform(low.numel(), log_a.device, generator).log() < log_a
+        a, b = low[ok], high[ok]
+        order = torch.arange(state.tokens.shape[0], device=low.device)
+        order[a], order[b] = b, a
+        w = w[order]
+        state = state._replace(**{name: getattr(state, name)[order] for name in fields})
+        accepted[:, pairs] = ok.reshape(chains, -1).float()
+    return state, accepted
