@@ -34,6 +34,7 @@ _EXPORTS = {
     "parse_free": "pyro_mlm.design.sites",
     "plot_energy_trace": "pyro_mlm.report.plots",
     "potential_fn": "pyro_mlm.pyro.potential",
+    "single_mutants": "pyro_mlm.landscape.mutants",
     "summary": "pyro_mlm.report.diagnostics",
     "to_inference_data": "pyro_mlm.pyro.conversion",
 }
@@ -56,6 +57,7 @@ __all__ = [
     "parse_free",
     "plot_energy_trace",
     "potential_fn",
+    "single_mutants",
     "summary",
     "to_inference_data",
 ]

@@ -43,3 +43,23 @@ def test_the_quickstart_runs_as_written(monkeypatch) -> None:
     # Pyro's table: a header, the two summaries' rows (no row per token position)
     table = printed[: printed.index("mean", printed.index("hamming"))]
     assert "tokens[" not in printed and table.count("\n") < 12
+
+
+@pytest.mark.skipif(not packaged_installed("sapiens-h"), reason="needs sapiens==1.0.5")
+def test_the_scan_snippet_runs_as_written() -> None:
+    with open(README, encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("## The exact single-mutant landscape") :]
+    match = re.search(r"```python\n(.*?)```", section, flags=re.S)
+    assert match is not None, "the scan section has no python block"
+    out = io.StringIO()
+    namespace: dict[str, object] = {}
+    with contextlib.redirect_stdout(out):
+        exec(compile(match.group(1), "README.md#scan", "exec"), namespace)
+    table = namespace["table"]
+    assert len(table) == 13 * 19 and table["label"].iloc[0] in (
+        "105",  # IMGT, where ANARCI numbers the chain
+        "98",  # the residue number, where it is not installed
+    )
+    best = table.nsmallest(5, "delta_energy")
+    assert "delta_energy" in out.getvalue() and all(m in out.getvalue() for m in best["mutation"])

@@ -10,6 +10,7 @@ with exit status 2; anything else is a bug and shows its traceback.
     pyro-mlm sample --sequence EVQLVESGG...WGQGTLVTVSS --free cdrh3 --chains 4 --out runs/h3
     pyro-mlm sample --resume runs/h3
     pyro-mlm score EVQLVESGG... QVQLQQSGA... --format json
+    pyro-mlm scan --sequence EVQLVESGG...WGQGTLVTVSS --free cdrh3 --out runs/h3-scan
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pyro_mlm.cli.optimize import optimize
 
             return optimize(args)
+        if args.command == "scan":
+            from pyro_mlm.cli.scan import scan
+
+            return scan(args)
         from pyro_mlm.cli.score import score
 
         return score(args)

@@ -13,22 +13,13 @@ import argparse
 from typing import Any
 
 from pyro_mlm import __version__
+from pyro_mlm.cli.parser_score import ENERGY_HELP, THREADS_HELP, add_scan_parser, add_score_parser
 from pyro_mlm.design.numbering import SCHEMES
 from pyro_mlm.design.sites import FREE_HELP
 from pyro_mlm.experts.declared import EXPERTS_HELP
 from pyro_mlm.models.packaged import PACKAGED
 from pyro_mlm.run.spec import BACKENDS, ENERGIES, ENERGY_OVER, SCANS
 from pyro_mlm.samplers.options import LENGTH_SAMPLERS
-
-ENERGY_HELP = (
-    "norm: E(X) = -sum_t log p(x_t | X without t), the negative pseudo-log-likelihood "
-    "(default); raw: E(X) = -sum_t s_t(X)[x_t], the MLM's raw logit (Goyal et al. 2022)"
-)
-THREADS_HELP = (
-    "torch threads (default: the cores this process may use, or 1 when the load average "
-    "already exceeds them; give 1 per process when several share the cores: 2 threads "
-    "each on 2 shared cores ran 3-10x slower)"
-)
 
 
 def unknown_flags(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> str:
@@ -72,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sequence", action="append", help="starting sequence (repeat: one per chain)")
     s.add_argument("--sequences-file", help="starting sequences, FASTA or one per line")
     s.add_argument("--length", type=int, help="start from N mask tokens, all free")
+    s.add_argument(
+        "--from-scan",
+        metavar="DIR",
+        help="start from a mutant of a finished pyro-mlm scan (its model, --free and energy "
+        "unless given)",
+    )
+    s.add_argument(
+        "--mutant-rank", type=int, default=1, help="with --from-scan: the mutant's rank (default 1)"
+    )
     s.add_argument("--free", help=f"positions to sample: {FREE_HELP}")
     s.add_argument("--energy", choices=ENERGIES, help=ENERGY_HELP)
     s.add_argument(
@@ -202,62 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--threads", type=int, help=THREADS_HELP)
     o.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
-    c = sub.add_parser(
-        "score", help="energies of sequences (norm = negative PLL, raw)", allow_abbrev=False
-    )
-    c.add_argument("sequences", nargs="*", help="sequences to score")
-    c.add_argument("--file", help="FASTA or one sequence per line ('-' for stdin)")
-    c.add_argument(
-        "--free",
-        help=f"the region scored, as sample's --free reads it: {FREE_HELP} (default: every "
-        "position); with --energy-over free (the default with --free) the energy is sample's "
-        "over that region, so score and sample print the same number",
-    )
-    c.add_argument(
-        "--energy-over",
-        choices=ENERGY_OVER,
-        help="with --free: sum over the free positions (default) or over every position",
-    )
-    c.add_argument(
-        "--numbering", choices=SCHEMES, default="imgt", help="for --free cdrh3 and the like"
-    )
-    c.add_argument(
-        "--model",
-        default="antiberty",
-        help=f"packaged model ({models}), a local directory, or a Hugging Face hub id (default: "
-        "antiberty, which reads heavy and light chains alike; the sequences scored at once "
-        "may be of both)",
-    )
-    c.add_argument(
-        "--energy",
-        choices=[*ENERGIES, "both"],
-        default="both",
-        help=ENERGY_HELP.replace("(default)", "") + "; both: the two from one set of masked "
-        "passes (default)",
-    )
-    c.add_argument(
-        "--format",
-        choices=["table", "json"],
-        default="table",
-        help="table: aligned columns for reading (default); json: a list with one object per "
-        "sequence (its text, positions and energies)",
-    )
-    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    c.add_argument("--no-progress", action="store_true", help="no progress on stderr")
-    c.add_argument("--threads", type=int, help=THREADS_HELP)
-    c.add_argument(
-        "--out",
-        help="write rows to this CSV as they are scored; a re-run skips the rows already there",
-    )
-    c.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="local",
-        help="ray: Ray Data over a pool of model actors (needs --out)",
-    )
-    c.add_argument("--workers", type=int, help="model actors (Ray; default 1)")
-    c.add_argument("--threads-per-worker", type=int, help="torch threads per actor (default 1)")
-    c.add_argument("--address", help="Ray cluster to join (default: a local instance)")
+    add_score_parser(sub, models)
+    add_scan_parser(sub, model_help)
     return parser
 
 

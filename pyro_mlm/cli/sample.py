@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 def sample(args: argparse.Namespace) -> int:
     from pyro_mlm.models.packaged import PACKAGED
 
+    if args.from_scan:
+        from pyro_mlm.cli.from_scan import start_from_scan
+
+        start_from_scan(args)
     defaulted = not args.resume and args.model is None
     if not args.resume:
         first = (args.sequence or [None])[0]
