@@ -80,7 +80,7 @@ def plot_landscape(
     bar.set_label("exact dE = E(mutant) - E(wild type)\n(blue: the model prefers the mutant)")
     ax.set_title(
         (title + "\n" if title else "") + "dot: wild type; hatched: forbidden by an expert",
-        fontsize=9, pad=14,
+        fontsize=9, pad=22,
     )  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=130)
