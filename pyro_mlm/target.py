@@ -113,12 +113,22 @@ class Target:
             allowed = self.allowed(tokens.shape[-1], result.logits.device)
             result = result._replace(logits=result.logits.masked_fill(~allowed, float("-inf")))
         total = result.energy
-        for k, expert in enumerate(self.experts):
-            name = expert_name(expert, k, len(self.experts))
-            value = expert_energy(expert, tokens, name).to(total)
-            check_finite(value, tokens, self.mlm, name, chains, forbid_ok=True)
+        for value in self.expert_energies(tokens, total, chains):
             total = total + value
         return result._replace(energy=total)
+
+    def expert_energies(
+        self, tokens: torch.Tensor, like: torch.Tensor, chains: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Each expert's energy of ``tokens [B, L]``, ``[B]`` as ``like``'s dtype and device,
+        checked (``+inf`` forbids; ``-inf``, NaN or a wrong shape is an error naming it)."""
+        values = []
+        for k, expert in enumerate(self.experts):
+            name = expert_name(expert, k, len(self.experts))
+            value = expert_energy(expert, tokens, name).to(like)
+            check_finite(value, tokens, self.mlm, name, chains, forbid_ok=True)
+            values.append(value)
+        return values
 
     def scored(self, tokens: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
         """``[B, L]``: the positions whose MLM terms the energy sums (``free``, or every

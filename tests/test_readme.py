@@ -15,12 +15,13 @@ pytestmark = pytest.mark.integration  # the packaged Sapiens-H
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 
-def quickstart() -> str:
+def python_block(heading: str = "## Quickstart") -> str:
+    """The first python block of the README's section that starts with ``heading``."""
     with open(README, encoding="utf-8") as handle:
         text = handle.read()
-    section = text[text.index("## Quickstart") :]
+    section = text[text.index(heading) :]
     match = re.search(r"```python\n(.*?)```", section, flags=re.S)
-    assert match is not None, "the Quickstart has no python block"
+    assert match is not None, f"{heading!r} has no python block"
     return match.group(1)
 
 
@@ -33,7 +34,7 @@ def test_the_quickstart_runs_as_written(monkeypatch) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), arviz_constant_warnings_allowed():
         namespace: dict[str, object] = {}
-        exec(compile(quickstart(), "README.md#quickstart", "exec"), namespace)
+        exec(compile(python_block(), "README.md#quickstart", "exec"), namespace)
     printed = out.getvalue()
     assert "energy" in printed and "hamming" in printed and "r_hat" in printed
     draws, tokens = namespace["draws"], namespace["tokens"]
@@ -47,15 +48,11 @@ def test_the_quickstart_runs_as_written(monkeypatch) -> None:
 
 @pytest.mark.skipif(not packaged_installed("sapiens-h"), reason="needs sapiens==1.0.5")
 def test_the_scan_snippet_runs_as_written() -> None:
-    with open(README, encoding="utf-8") as handle:
-        text = handle.read()
-    section = text[text.index("## The exact single-mutant landscape") :]
-    match = re.search(r"```python\n(.*?)```", section, flags=re.S)
-    assert match is not None, "the scan section has no python block"
+    block = python_block("## The exact single-mutant landscape")
     out = io.StringIO()
     namespace: dict[str, object] = {}
     with contextlib.redirect_stdout(out):
-        exec(compile(match.group(1), "README.md#scan", "exec"), namespace)
+        exec(compile(block, "README.md#scan", "exec"), namespace)
     table = namespace["table"]
     assert len(table) == 13 * 19 and table["label"].iloc[0] in (
         "105",  # IMGT, where ANARCI numbers the chain

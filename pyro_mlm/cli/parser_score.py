@@ -70,15 +70,7 @@ def add_score_parser(sub: Any, models: str) -> None:
         "--out",
         help="write rows to this CSV as they are scored; a re-run skips the rows already there",
     )
-    c.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="local",
-        help="ray: Ray Data over a pool of model actors (needs --out)",
-    )
-    c.add_argument("--workers", type=int, help="model actors (Ray; default 1)")
-    c.add_argument("--threads-per-worker", type=int, help="torch threads per actor (default 1)")
-    c.add_argument("--address", help="Ray cluster to join (default: a local instance)")
+    _actor_pool_arguments(c, "ray: Ray Data over a pool of model actors (needs --out)")
 
 
 def add_scan_parser(sub: Any, model_help: str) -> None:
@@ -134,12 +126,14 @@ def add_scan_parser(sub: Any, model_help: str) -> None:
     a.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     a.add_argument("--threads", type=int, help=THREADS_HELP)
     a.add_argument("--no-progress", action="store_true", help="no progress on stderr")
-    a.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="local",
-        help="ray: positions spread over a pool of model actors",
+    _actor_pool_arguments(a, "ray: positions spread over a pool of model actors")
+
+
+def _actor_pool_arguments(parser: Any, ray_help: str) -> None:
+    """``--backend`` and the model-actor pool's settings (``score``, ``scan``)."""
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help=ray_help)
+    parser.add_argument("--workers", type=int, help="model actors (Ray; default 1)")
+    parser.add_argument(
+        "--threads-per-worker", type=int, help="torch threads per actor (default 1)"
     )
-    a.add_argument("--workers", type=int, help="model actors (Ray; default 1)")
-    a.add_argument("--threads-per-worker", type=int, help="torch threads per actor (default 1)")
-    a.add_argument("--address", help="Ray cluster to join (default: a local instance)")
+    parser.add_argument("--address", help="Ray cluster to join (default: a local instance)")

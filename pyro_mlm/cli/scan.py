@@ -40,7 +40,7 @@ def scan(args: argparse.Namespace) -> int:
         energy_over=args.energy_over or "free", numbering=args.numbering,
         experts=tuple(args.expert or ()),
     )  # fmt: skip
-    sites = plan(spec, vocab)  # every record checked before the weights load
+    sites, prepared = plan(spec, vocab)  # every record checked before the weights load
     mutants = int(vocab.proposable_ids.numel()) - 1
     rows = sum(site.rows for site in sites) * mutants
     wild_rows = sum({site.record: site.rows + 1 for site in sites}.values())  # |S| per record
@@ -60,7 +60,7 @@ def scan(args: argparse.Namespace) -> int:
     from pyro_mlm.models.load import load_model
 
     mlm = load_model(model, device=device)
-    scanner = Scanner(spec, mlm)
+    scanner = Scanner(spec, mlm, prepared)
     columns = scanner.columns()
     with claimed(args.out, "the scan directory", directory=True):
         if args.backend == "ray":

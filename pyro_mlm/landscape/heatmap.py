@@ -39,8 +39,7 @@ def plot_landscape(
     """Draw one record's landscape into ``path`` (PNG); returns ``path``."""
     import matplotlib
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg"):
-        matplotlib.use("Agg")
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from pyro_mlm.target import Target, check_finite, expert_energy, expert_name, mlm_source
+from pyro_mlm.target import Target, check_finite, expert_name, mlm_source
 
 if TYPE_CHECKING:
     from pyro_mlm.energy import MLMEnergy
@@ -105,11 +105,11 @@ def wild_type(target: Target, tokens: torch.Tensor, free: torch.Tensor) -> WildT
     result = target.energy.evaluate(batch, scored, keep_conditionals=True)
     check_finite(result.energy, batch, target.mlm, mlm_source(target.energy))
     values = {}
-    for column, k in zip(expert_columns(target), range(len(target.experts)), strict=True):
-        name = expert_name(target.experts[k], k, len(target.experts))
-        value = expert_energy(target.experts[k], batch, name).to(result.energy)
-        check_finite(value, batch, target.mlm, name, forbid_ok=True)
+    for k, (column, value) in enumerate(
+        zip(expert_columns(target), target.expert_energies(batch, result.energy), strict=True)
+    ):
         if bool(torch.isinf(value).any()):
+            name = expert_name(target.experts[k], k, len(target.experts))
             raise ValueError(
                 f"{name} forbids the wild type itself ({target.mlm.decode(tokens)!r}); every "
                 "change from it would be undefined: fix the sequence or drop that expert"
@@ -152,11 +152,8 @@ def mutants_at(target: Target, wild: WildType, t: int) -> dict[str, Any]:
     total = delta_mlm.clone()
     changes: dict[str, list[float]] = {}
     forbidden = torch.zeros_like(total, dtype=torch.bool)
-    for k, column in enumerate(expert_columns(target)):
-        expert = target.experts[k]
-        name = expert_name(expert, k, len(target.experts))
-        value = expert_energy(expert, batch, name).to(total)
-        check_finite(value, batch, target.mlm, name, forbid_ok=True)
+    energies = target.expert_energies(batch, total)
+    for column, value in zip(expert_columns(target), energies, strict=True):
         change = value - wild.experts[column]
         forbidden |= torch.isinf(value)
         total = total + change

@@ -79,19 +79,11 @@ def _short(value: Any, width: int = 60) -> str:
 
 def read_partial(path: str, columns: list[str], sizes: dict[str, int]) -> set[tuple[str, int]]:
     """The (record, position) blocks of ``path`` that are whole; a torn tail is cut off."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        text = handle.read()
-    keep = text if not text or text.endswith("\n") else text[: text.rfind("\n") + 1]
-    lines = keep.splitlines(keepends=True)
+    from pyro_mlm.run.store import csv_lines
+
+    lines = csv_lines(path, columns)
     if not lines:
-        _rewrite(path, text, "")
         return set()
-    header = next(csv.reader([lines[0]]))
-    if header != columns:
-        raise ValueError(
-            f"{path} line 1: the header is {','.join(header)!r}, expected "
-            f"{','.join(columns)!r}; the file is damaged or another tool's: use another --out"
-        )
     blocks: list[tuple[tuple[str, int], int, int]] = []  # (key, first line, rows)
     for number, line in enumerate(lines[1:], 2):
         key = _check_row(path, number, line, columns, sizes)
@@ -108,16 +100,10 @@ def read_partial(path: str, columns: list[str], sizes: dict[str, int]) -> set[tu
                     path, first, f"position {key[1]} of {key[0]!r} has {count} of its "
                     f"{sizes[key[0]]} mutants",
                 )  # fmt: skip
-            keep = "".join(lines[: first - 1])  # the last block, cut short by a kill
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                handle.write("".join(lines[: first - 1]))  # the last block, cut short by a kill
             blocks.pop()
-    _rewrite(path, text, keep)
     return {key for key, _, _ in blocks}
-
-
-def _rewrite(path: str, text: str, keep: str) -> None:
-    if keep != text:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(keep)
 
 
 def _damaged(path: str, number: int, why: str) -> ValueError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from pyro_mlm.landscape.scan_file import PARTIAL, TABLE, columns_of
 if TYPE_CHECKING:
     from pyro_mlm.models.mlm import MaskedLM
     from pyro_mlm.models.vocabulary import Vocabulary
+    from pyro_mlm.run.prepare import Prepared
     from pyro_mlm.run.spec import RunSpec
 
 
@@ -60,18 +61,20 @@ class Site:
     rows: int
 
 
-def plan(spec: ScanSpec, vocab: Vocabulary) -> list[Site]:
-    """Every (record, position) of the scan, each record checked as ``sample`` checks a
-    start (encoding, ``--free``, the experts that need no weights, a forbidden wild type)
-    before any weights load."""
+def plan(spec: ScanSpec, vocab: Vocabulary) -> tuple[list[Site], list[Prepared]]:
+    """Every (record, position) of the scan and each record's prepared start, each record
+    checked as ``sample`` checks a start (encoding, ``--free``, the experts that need no
+    weights, a forbidden wild type) before any weights load: the command's one preparation,
+    handed to its :class:`Scanner`."""
     from pyro_mlm.landscape.labels import site_labels
     from pyro_mlm.landscape.mutants import check_scannable
     from pyro_mlm.run.prepare import prepare
 
-    sites = []
+    sites, prepared = [], []
     for index, (name, sequence) in enumerate(spec.records):
         try:
-            tokens, free = prepare(spec.run_spec(sequence), vocab, _flag)
+            prepared.append(prepare(spec.run_spec(sequence), vocab, _flag))
+            tokens, free = prepared[-1]
             check_scannable(vocab, tokens[0], free[0])
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from err
@@ -83,7 +86,7 @@ def plan(spec: ScanSpec, vocab: Vocabulary) -> list[Site]:
                 Site(index, name, int(t), labels["positions"][k], labels["labels"][k],
                      labels["regions"][k], int(scored.sum()) - 1)
             )  # fmt: skip
-    return sites
+    return sites, prepared
 
 
 def _flag(name: str) -> str:
@@ -92,10 +95,14 @@ def _flag(name: str) -> str:
 
 class Scanner:
     """One model's scans: per record, the target (as ``sample`` builds it) and the wild
-    type's evaluation, made once; :meth:`rows` computes one block."""
+    type's evaluation, made once; :meth:`rows` computes one block. ``prepared`` holds the
+    records' starts from :func:`plan` (a Ray actor, in its own process, prepares them
+    itself)."""
 
-    def __init__(self, spec: ScanSpec, mlm: MaskedLM) -> None:
-        self.spec, self.mlm = spec, mlm
+    def __init__(
+        self, spec: ScanSpec, mlm: MaskedLM, prepared: Sequence[Prepared] | None = None
+    ) -> None:
+        self.spec, self.mlm, self.prepared = spec, mlm, prepared
         self._built: dict[int, tuple[Any, Any]] = {}
 
     def target_and_wild(self, record: int) -> tuple[Any, Any]:
@@ -106,7 +113,8 @@ class Scanner:
             from pyro_mlm.target import Target
 
             run = self.spec.run_spec(self.spec.records[record][1])
-            tokens, free = (x.to(self.mlm.device) for x in prepare(run, self.mlm))
+            start = prepare(run, self.mlm) if self.prepared is None else self.prepared[record]
+            tokens, free = (x.to(self.mlm.device) for x in start)
             experts = build_experts(run, self.mlm, tokens, free, weights=True)
             target = Target(MLMEnergy(self.mlm, run.energy), experts, over=run.energy_over)  # type: ignore[arg-type]
             self._built[record] = (target, wild_type(target, tokens[0], free[0]))

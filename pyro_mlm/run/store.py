@@ -151,6 +151,27 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 # ---------------------------------------------------------------- internals
+def csv_lines(path: str, columns: list[str]) -> list[str]:
+    """The lines of a CSV this package appends to (``score --out``, a scan's partial file),
+    with their line ends: a torn last line (a kill mid-write) is cut off the file, and a
+    header other than ``columns`` is one ``ValueError`` naming the file."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        text = handle.read()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    lines = text.splitlines(keepends=True)
+    if lines and (header := next(csv.reader([lines[0]]))) != columns:
+        raise ValueError(
+            f"{path} line 1: the header is {','.join(header)!r}, expected "
+            f"{','.join(columns)!r}; the file is damaged or another tool's: use another --out"
+        )
+    return lines
+
+
 def _parse_line(path: str, number: int, raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))

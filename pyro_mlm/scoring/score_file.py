@@ -94,21 +94,11 @@ def _read_record(path: str) -> dict[str, Any]:
 
 def _read_rows(path: str, columns: list[str], records: Sequence[tuple[str, str]]) -> set[int]:
     """Indices of the intact rows; a torn last line (a kill mid-write) is cut off."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        text = handle.read()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-    lines = text.splitlines()
+    from pyro_mlm.run.store import csv_lines
+
+    lines = csv_lines(path, columns)
     if not lines:
         return set()
-    header = next(csv.reader([lines[0]]))
-    if header != columns:
-        raise ValueError(
-            f"{path} line 1: the header is {','.join(header)!r}, expected "
-            f"{','.join(columns)!r}; the file is damaged or another tool's: use another --out"
-        )
     done: set[int] = set()
     for number, line in enumerate(lines[1:], 2):
         _check_row(path, number, line, columns, records, done)

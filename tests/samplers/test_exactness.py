@@ -548,10 +548,18 @@ def test_with_every_expert_the_samplers_sample_the_exact_product(
         assert not bool(torch.isinf(sampler.energy(state)).any())  # no draw breaks a constraint
         if draw >= WARMUP_DRAWS:
             counts += torch.bincount(en.state_index(state.tokens), minlength=len(en)).double()
+    assert_draws_the_product(f"{sampler_name} with every expert", counts, target, support, chains)
+
+
+def assert_draws_the_product(
+    name: str, counts: torch.Tensor, target: torch.Tensor, support: torch.Tensor, chains: int
+) -> None:
+    """No draw outside the product's support, and the draws' frequencies pass the TV and
+    chi-square tests against it (the tolerances of every enumeration test here)."""
     assert counts[~support].sum() == 0
     tv = total_variation(counts / counts.sum(), target)
     p_value = chi_square_pvalue(target[support], counts[support])
-    print(f"{sampler_name} with every expert: TV={tv:.4f} chi2 p={p_value:.3f}")
+    print(f"{name}: TV={tv:.4f} chi2 p={p_value:.3f}")
     assert p_value > 1e-3
     assert tv < tv_tolerance(chains)
 
@@ -585,12 +593,8 @@ def test_reference_tempering_with_every_expert_samples_the_exact_product(
             state = sampler.end_warmup(state)
         elif sweep > 9 and (sweep - 9) % 6 == 0:
             counts += torch.bincount(en.state_index(state.tokens), minlength=len(en)).double()
-    assert counts[~support].sum() == 0
-    tv = total_variation(counts / counts.sum(), target)
-    p_value = chi_square_pvalue(target[support], counts[support])
-    print(f"reference-tempering with every expert: TV={tv:.4f} chi2 p={p_value:.3f}")
-    assert p_value > 1e-3
-    assert tv < tv_tolerance(chains)
+    name = "reference-tempering with every expert"
+    assert_draws_the_product(name, counts, target, support, chains)
 
 
 def test_mh_with_the_energy_over_every_position_samples_its_exact_target(chains: int) -> None:
